@@ -1,0 +1,181 @@
+/**
+ * The gateway's configuration: one TypeBox schema over the environment, checked once at boot.
+ * This is the only module that reads `process.env`; everything else receives a frozen slice.
+ */
+import { readFileSync } from 'node:fs'
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const Int = (def: number, min = 0) => Type.Integer({ default: def, minimum: min })
+
+/** Every variable the gateway reads, with its default (units in the name). */
+export const EnvSchema = Type.Object({
+  PORT: Int(8080),
+  HOST: Type.String({ default: '0.0.0.0' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  /** Upstream: any OpenAI-compatible Chat Completions base URL. Absent (with no key): built-in simulator. */
+  OPENAI_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  OPENAI_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  /** Model used when the client names none (`/v1/realtime` without `?model=`). */
+  DEFAULT_MODEL: Type.String({ default: 'gpt-4o' }),
+  /** Per upstream attempt: time allowed until the stream's headers arrive, in ms. */
+  UPSTREAM_TIMEOUT_MS: Int(60_000, 1),
+  /** Retries of a failed upstream request, only before its first token. */
+  UPSTREAM_MAX_RETRIES: Int(2),
+  /** Longest retry-after wait the gateway honours before giving up, in ms. */
+  UPSTREAM_MAX_RETRY_DELAY_MS: Int(10_000),
+  /** `key:tenant,…`; absent: no authentication, one anonymous tenant. */
+  GATEWAY_API_KEYS: Type.Optional(Type.String()),
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Largest WebSocket frame accepted; bigger frames close the socket with 1009. */
+  MAX_FRAME_BYTES: Int(4 * 1024 * 1024, 1024),
+  /** Largest single conversation item (an image as a data URL counts); bigger ones get `item_too_large`. */
+  MAX_ITEM_BYTES: Int(1024 * 1024, 256),
+  /** Bytes queued for a client that does not read before it is closed with 4008. */
+  MAX_PENDING_BYTES: Int(8 * 1024 * 1024, 1024),
+  /** Live sessions per instance; more are closed with 1013. */
+  MAX_SESSIONS: Int(10_000, 1),
+  /** Concurrent responses (in-conversation plus out-of-band) per session. */
+  MAX_CONCURRENT_RESPONSES: Int(4, 1),
+  MAX_ITEMS_PER_CONVERSATION: Int(1000, 1),
+  /** Memory store bounds: most conversations kept, and how long an idle one lives, in ms. */
+  MEMORY_STORE_MAX_CONVERSATIONS: Int(10_000, 1),
+  CONVERSATION_TTL_MS: Int(24 * 60 * 60 * 1000, 1000),
+  /** Ping interval; a client that misses two pongs is closed with 4009. 0 disables. */
+  HEARTBEAT_INTERVAL_MS: Int(30_000),
+  /** How long shutdown waits for sessions to close after sending them 1012, in ms. */
+  SHUTDOWN_GRACE_MS: Int(10_000),
+  /** Pacing of the built-in simulator when it is the upstream (demo mode), in ms. */
+  SIMULATOR_FIRST_TOKEN_DELAY_MS: Int(250),
+  SIMULATOR_TOKEN_DELAY_MS: Int(30)
+}, { additionalProperties: false })
+
+export type Env = Static<typeof EnvSchema>
+
+export interface UpstreamConfig {
+  /** `simulator`: no base URL and no key were given; the built-in simulator is started. */
+  readonly kind: 'openai-compatible' | 'simulator'
+  readonly baseURL?: string
+  readonly apiKey?: string
+  readonly defaultModel: string
+  readonly timeoutMs: number
+  readonly maxRetries: number
+  readonly maxRetryDelayMs: number
+  readonly simulator: { readonly firstTokenDelayMs: number, readonly tokenDelayMs: number }
+}
+
+export interface SessionLimits {
+  readonly maxItemBytes: number
+  readonly maxPendingBytes: number
+  readonly maxConcurrentResponses: number
+  readonly maxItemsPerConversation: number
+}
+
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly logLevel: Env['LOG_LEVEL']
+  readonly tls?: { readonly cert: Buffer, readonly key: Buffer }
+  /** API key → tenant. Empty: authentication is off and every client is tenant `anonymous`. */
+  readonly apiKeys: ReadonlyMap<string, string>
+  readonly upstream: UpstreamConfig
+  readonly transport: {
+    readonly maxFrameBytes: number
+    readonly maxSessions: number
+    readonly heartbeatIntervalMs: number
+    readonly shutdownGraceMs: number
+  }
+  readonly session: SessionLimits
+  readonly store: { readonly maxConversations: number, readonly ttlMs: number }
+}
+
+/** Thrown by `loadConfig` with every problem found, one per line. */
+export class ConfigError extends Error {
+  readonly code = 'GW_ERR_CONFIG_INVALID'
+  constructor (readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`)
+  }
+}
+
+/** Reads, validates and freezes the configuration. Reports every problem at once. */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const known = Object.fromEntries(
+    Object.keys(EnvSchema.properties).flatMap((key) => {
+      const value = env[key]
+      return value === undefined || value === '' ? [] : [[key, value]]
+    })
+  )
+  const parsed = Value.Default(EnvSchema, Value.Convert(EnvSchema, known))
+  const problems = [...Value.Errors(EnvSchema, parsed)].map((e) => `${e.path.slice(1) || 'env'}: ${e.message} (got ${JSON.stringify(e.value)})`)
+  if (!Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
+  const apiKeys = parseApiKeys(parsed.GATEWAY_API_KEYS, problems)
+  const tls = readTls(parsed, problems)
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  const simulated = parsed.OPENAI_BASE_URL === undefined && parsed.OPENAI_API_KEY === undefined
+  return deepFreeze({
+    port: parsed.PORT,
+    host: parsed.HOST,
+    logLevel: parsed.LOG_LEVEL,
+    ...(tls === undefined ? {} : { tls }),
+    apiKeys,
+    upstream: {
+      kind: simulated ? 'simulator' : 'openai-compatible',
+      ...(parsed.OPENAI_BASE_URL === undefined ? {} : { baseURL: parsed.OPENAI_BASE_URL }),
+      ...(parsed.OPENAI_API_KEY === undefined ? {} : { apiKey: parsed.OPENAI_API_KEY }),
+      defaultModel: parsed.DEFAULT_MODEL,
+      timeoutMs: parsed.UPSTREAM_TIMEOUT_MS,
+      maxRetries: parsed.UPSTREAM_MAX_RETRIES,
+      maxRetryDelayMs: parsed.UPSTREAM_MAX_RETRY_DELAY_MS,
+      simulator: { firstTokenDelayMs: parsed.SIMULATOR_FIRST_TOKEN_DELAY_MS, tokenDelayMs: parsed.SIMULATOR_TOKEN_DELAY_MS }
+    },
+    transport: {
+      maxFrameBytes: parsed.MAX_FRAME_BYTES,
+      maxSessions: parsed.MAX_SESSIONS,
+      heartbeatIntervalMs: parsed.HEARTBEAT_INTERVAL_MS,
+      shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS
+    },
+    session: {
+      maxItemBytes: parsed.MAX_ITEM_BYTES,
+      maxPendingBytes: parsed.MAX_PENDING_BYTES,
+      maxConcurrentResponses: parsed.MAX_CONCURRENT_RESPONSES,
+      maxItemsPerConversation: parsed.MAX_ITEMS_PER_CONVERSATION
+    },
+    store: { maxConversations: parsed.MEMORY_STORE_MAX_CONVERSATIONS, ttlMs: parsed.CONVERSATION_TTL_MS }
+  })
+}
+
+function parseApiKeys (raw: string | undefined, problems: string[]): Map<string, string> {
+  const keys = new Map<string, string>()
+  for (const entry of (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const sep = entry.lastIndexOf(':')
+    const key = entry.slice(0, sep)
+    const tenant = entry.slice(sep + 1)
+    if (sep <= 0 || tenant === '') problems.push('GATEWAY_API_KEYS: each entry must be key:tenant')
+    else keys.set(key, tenant)
+  }
+  return keys
+}
+
+function readTls (env: Env, problems: string[]): { cert: Buffer, key: Buffer } | undefined {
+  if (env.TLS_CERT_FILE === undefined && env.TLS_KEY_FILE === undefined) return undefined
+  if (env.TLS_CERT_FILE === undefined || env.TLS_KEY_FILE === undefined) {
+    problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together')
+    return undefined
+  }
+  try {
+    return { cert: readFileSync(env.TLS_CERT_FILE), key: readFileSync(env.TLS_KEY_FILE) }
+  } catch (err) {
+    problems.push(`TLS_CERT_FILE / TLS_KEY_FILE: ${(err as Error).message}`)
+    return undefined
+  }
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value) && !(value instanceof Map)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}

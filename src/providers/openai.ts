@@ -1,0 +1,180 @@
+/**
+ * The only importer of `openai`: streams Chat Completions and maps SDK errors onto the
+ * GW_ERR_PROVIDER_* registry. Retries are off here (maxRetries: 0); with-retry.ts owns them.
+ */
+import OpenAI from 'openai'
+import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam, ChatCompletionTool, ChatCompletionToolChoiceOption } from 'openai/resources/chat/completions'
+import type { Log } from '../logger.js'
+import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
+import type { ChatMessage, ChatToolChoice, FinishReason, ModelProvider, ModelRequest, ProviderEvent } from './provider.js'
+
+export interface OpenAIProviderOptions {
+  readonly baseURL: string
+  /** The gateway's own upstream key. A client's key never goes upstream. */
+  readonly apiKey: string
+  readonly timeoutMs: number
+  readonly logger: Log
+}
+
+/** Creates a provider over one `openai` client (one HTTP connection pool). */
+export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProvider {
+  const log = options.logger
+  const client = new OpenAI({
+    baseURL: options.baseURL,
+    apiKey: options.apiKey,
+    maxRetries: 0,
+    timeout: options.timeoutMs,
+    logLevel: 'warn',
+    logger: {
+      error: (message, ...rest) => log.error({ sdk: rest }, message),
+      warn: (message, ...rest) => log.warn({ sdk: rest }, message),
+      info: (message, ...rest) => log.info({ sdk: rest }, message),
+      debug: (message, ...rest) => log.debug({ sdk: rest }, message)
+    }
+  })
+
+  return {
+    async * stream (request, signal) {
+      let chunks: AsyncIterable<ChatCompletionChunk>
+      try {
+        chunks = await client.chat.completions.create(toParams(request), { signal })
+      } catch (err) {
+        throw mapError(err, options.timeoutMs)
+      }
+      try {
+        yield * toEvents(chunks)
+      } catch (err) {
+        throw mapError(err, options.timeoutMs, true)
+      }
+    }
+  }
+}
+
+async function * toEvents (chunks: AsyncIterable<ChatCompletionChunk>): AsyncGenerator<ProviderEvent> {
+  const openCalls = new Set<number>()
+  let finished = false
+  for await (const chunk of chunks) {
+    for (const choice of chunk.choices) {
+      if (choice.index !== 0) continue
+      const delta = choice.delta
+      if (typeof delta.content === 'string' && delta.content !== '') yield { type: 'text', delta: delta.content }
+      for (const call of delta.tool_calls ?? []) {
+        if (!openCalls.has(call.index)) {
+          openCalls.add(call.index)
+          // Some compatible servers omit ids; the protocol needs a call_id, so make one.
+          const callId = call.id ?? `call_${chunk.id.slice(-12)}_${call.index}`
+          yield { type: 'tool_call', index: call.index, callId, name: call.function?.name ?? '' }
+        }
+        const args = call.function?.arguments
+        if (args !== undefined && args !== '') yield { type: 'tool_call_arguments', index: call.index, delta: args }
+      }
+      if (choice.finish_reason !== null && choice.finish_reason !== undefined) {
+        finished = true
+        yield { type: 'finish', reason: toFinishReason(choice.finish_reason) }
+      }
+    }
+    if (chunk.usage) {
+      yield {
+        type: 'usage',
+        usage: {
+          inputTokens: chunk.usage.prompt_tokens,
+          outputTokens: chunk.usage.completion_tokens,
+          totalTokens: chunk.usage.total_tokens,
+          ...(chunk.usage.prompt_tokens_details?.cached_tokens === undefined ? {} : { cachedInputTokens: chunk.usage.prompt_tokens_details.cached_tokens })
+        }
+      }
+    }
+  }
+  if (!finished) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED')
+}
+
+function toFinishReason (reason: string): FinishReason {
+  if (reason === 'length' || reason === 'content_filter') return reason
+  if (reason === 'tool_calls' || reason === 'function_call') return 'tool_calls'
+  return 'stop'
+}
+
+function toParams (request: ModelRequest): ChatCompletionCreateParamsStreaming {
+  return {
+    model: request.model,
+    messages: request.messages.map(toMessage),
+    stream: true,
+    stream_options: { include_usage: true },
+    n: 1,
+    ...(request.tools && request.tools.length > 0
+      ? {
+          tools: request.tools.map((tool): ChatCompletionTool => ({
+            type: 'function',
+            function: {
+              name: tool.name,
+              ...(tool.description === undefined ? {} : { description: tool.description }),
+              ...(tool.parameters === undefined ? {} : { parameters: tool.parameters }),
+              ...(tool.strict === undefined ? {} : { strict: tool.strict })
+            }
+          })),
+          ...(request.toolChoice === undefined ? {} : { tool_choice: toToolChoice(request.toolChoice) }),
+          ...(request.parallelToolCalls === undefined ? {} : { parallel_tool_calls: request.parallelToolCalls })
+        }
+      : {}),
+    ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+    ...(request.maxOutputTokens === undefined ? {} : { max_completion_tokens: request.maxOutputTokens })
+  }
+}
+
+function toToolChoice (choice: ChatToolChoice): ChatCompletionToolChoiceOption {
+  return typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } }
+}
+
+function toMessage (message: ChatMessage): ChatCompletionMessageParam {
+  switch (message.role) {
+    case 'system':
+      return message
+    case 'user':
+      return {
+        role: 'user',
+        content: typeof message.content === 'string'
+          ? message.content
+          : message.content.map((part) => part.type === 'text'
+            ? { type: 'text', text: part.text }
+            : { type: 'image_url', image_url: { url: part.url, ...(part.detail === undefined ? {} : { detail: part.detail }) } })
+      }
+    case 'assistant':
+      return {
+        role: 'assistant',
+        content: message.content,
+        ...(message.toolCalls && message.toolCalls.length > 0
+          ? { tool_calls: message.toolCalls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } })) }
+          : {})
+      }
+    case 'tool':
+      return { role: 'tool', tool_call_id: message.toolCallId, content: message.content }
+  }
+}
+
+/** Maps an SDK failure onto the registry. `midStream`: the stream had begun when it failed. */
+function mapError (err: unknown, timeoutMs: number, midStream = false): GatewayError {
+  if (isGatewayError(err)) return err
+  if (err instanceof OpenAI.APIConnectionTimeoutError) {
+    return gatewayError('GW_ERR_PROVIDER_TIMEOUT', [timeoutMs], { cause: err, retryable: true })
+  }
+  if (err instanceof OpenAI.APIError && err.status !== undefined) {
+    const retryAfterMs = parseRetryAfter(err.headers)
+    const details = { cause: err, retryable: err.status === 429 || err.status === 408 || err.status >= 500, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }
+    if (err.status === 429) return gatewayError('GW_ERR_PROVIDER_RATE_LIMITED', [], details)
+    if (err.status >= 500 || err.status === 408) return gatewayError('GW_ERR_PROVIDER_UNAVAILABLE', [], details)
+    return gatewayError('GW_ERR_PROVIDER_REJECTED', [err.status], details)
+  }
+  if (midStream) return gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED', [], { cause: err, retryable: true })
+  return gatewayError('GW_ERR_PROVIDER_UNAVAILABLE', [], { cause: err, retryable: true })
+}
+
+function parseRetryAfter (headers: Headers | undefined): number | undefined {
+  const ms = headers?.get('retry-after-ms')
+  if (ms != null && Number.isFinite(Number(ms))) return Number(ms)
+  const value = headers?.get('retry-after')
+  if (value == null) return undefined
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return seconds * 1000
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}

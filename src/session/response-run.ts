@@ -1,0 +1,201 @@
+/**
+ * One response: drives a ModelProvider stream and turns it into the Realtime event sequence
+ * (created → output items, parts and deltas → done), however it ends. Framework-free.
+ */
+import { isGatewayError } from '../errors.js'
+import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
+import type { FinishReason, ModelProvider, ModelRequest, TokenUsage } from '../providers/provider.js'
+
+type MessageItem = Extract<Item, { type: 'message', role: 'assistant' }>
+type CallItem = Extract<Item, { type: 'function_call' }>
+
+/** Where a run's items go: the conversation (inserted when added, replaced when done) or nowhere. */
+export interface ItemSink {
+  /** Stores a new in-progress item; resolves the id of the item before it. */
+  added (item: Item): Promise<string | null>
+  /** Stores the item's final state. */
+  done (item: Item): Promise<void>
+}
+
+export interface ResponseRunOptions {
+  readonly id: string
+  readonly provider: ModelProvider
+  readonly request: ModelRequest
+  readonly emit: (event: OutgoingEvent) => void
+  readonly newItemId: () => string
+  /** `null`: an out-of-band response; its items join no conversation. */
+  readonly items: ItemSink | null
+  readonly conversationId: string | null
+  readonly metadata: Record<string, string> | null
+  readonly maxOutputTokens: number | 'inf'
+  /** Told when the upstream fails (for logging); the client learns from response.done. */
+  readonly onError?: (err: unknown) => void
+}
+
+interface OpenText { readonly item: MessageItem, readonly outputIndex: number, text: string }
+interface OpenCall { readonly item: CallItem, readonly outputIndex: number }
+
+export class ResponseRun {
+  readonly id: string
+  readonly #controller = new AbortController()
+  readonly #options: ResponseRunOptions
+  readonly #output: Item[] = []
+  #text: OpenText | undefined
+  readonly #calls = new Map<number, OpenCall>()
+  #usage: TokenUsage | undefined
+  #cancelled = false
+
+  constructor (options: ResponseRunOptions) {
+    this.id = options.id
+    this.#options = options
+  }
+
+  /** Whether the response joins the conversation (not out-of-band). */
+  get inConversation (): boolean {
+    return this.#options.items !== null
+  }
+
+  /** Stops the upstream request at once. `clientCancelled`: the client asked (response.cancel). */
+  abort (clientCancelled: boolean): void {
+    if (clientCancelled) this.#cancelled = true
+    this.#controller.abort()
+  }
+
+  /** Runs to the end and resolves the final response; never rejects. */
+  async run (): Promise<ResponseResource> {
+    const { emit } = this.#options
+    emit({ type: 'response.created', response: this.#resource('in_progress') })
+    let finish: FinishReason | undefined
+    let failure: unknown
+    try {
+      for await (const event of this.#options.provider.stream(this.#options.request, this.#controller.signal)) {
+        switch (event.type) {
+          case 'text': await this.#onText(event.delta); break
+          case 'tool_call': await this.#onToolCall(event.index, event.callId, event.name); break
+          case 'tool_call_arguments': this.#onArguments(event.index, event.delta); break
+          case 'usage': this.#usage = event.usage; break
+          case 'finish':
+            finish = event.reason
+            await this.#closeItems(finish === 'stop' || finish === 'tool_calls' ? 'completed' : 'incomplete')
+            break
+        }
+      }
+    } catch (err) {
+      if (!this.#controller.signal.aborted) {
+        failure = err
+        this.#options.onError?.(err)
+      }
+    }
+    // The SDK's iterator ends quietly on abort: the outcome comes from our own state.
+    await this.#closeItems('incomplete')
+    const response = this.#final(finish, failure)
+    emit({ type: 'response.done', response })
+    return response
+  }
+
+  #final (finish: FinishReason | undefined, failure: unknown): ResponseResource {
+    if (this.#controller.signal.aborted) {
+      return this.#resource('cancelled', this.#cancelled ? { type: 'cancelled', reason: 'client_cancelled' } : { type: 'cancelled' })
+    }
+    if (failure !== undefined || finish === undefined) {
+      const error = isGatewayError(failure)
+        ? { type: failure.type, code: failure.wire, message: failure.message }
+        : { type: 'server_error', code: 'server_error', message: 'The response failed' }
+      return this.#resource('failed', { type: 'failed', error })
+    }
+    if (finish === 'length') return this.#resource('incomplete', { type: 'incomplete', reason: 'max_output_tokens' })
+    if (finish === 'content_filter') return this.#resource('incomplete', { type: 'incomplete', reason: 'content_filter' })
+    return this.#resource('completed')
+  }
+
+  #resource (status: NonNullable<ResponseResource['status']>, statusDetails?: ResponseResource['status_details']): ResponseResource {
+    const { conversationId, metadata, maxOutputTokens } = this.#options
+    const usage = this.#usage
+    return {
+      id: this.id,
+      object: 'realtime.response',
+      status,
+      ...(statusDetails === undefined ? {} : { status_details: statusDetails }),
+      output: status === 'in_progress' ? [] : structuredClone(this.#output),
+      ...(conversationId === null ? {} : { conversation_id: conversationId }),
+      output_modalities: ['text'],
+      max_output_tokens: maxOutputTokens,
+      metadata,
+      ...(usage === undefined || status === 'in_progress'
+        ? {}
+        : {
+            usage: {
+              total_tokens: usage.totalTokens,
+              input_tokens: usage.inputTokens,
+              output_tokens: usage.outputTokens,
+              input_token_details: { text_tokens: usage.inputTokens - (usage.cachedInputTokens ?? 0), audio_tokens: 0, image_tokens: 0, cached_tokens: usage.cachedInputTokens ?? 0 },
+              output_token_details: { text_tokens: usage.outputTokens, audio_tokens: 0 }
+            }
+          })
+    }
+  }
+
+  async #addItem (item: Item): Promise<number> {
+    const outputIndex = this.#output.push(item) - 1
+    const { emit } = this.#options
+    emit({ type: 'response.output_item.added', response_id: this.id, output_index: outputIndex, item: structuredClone(item) })
+    const sink = this.#options.items
+    if (sink !== null) {
+      const previous = await sink.added(item)
+      emit({ type: 'conversation.item.added', previous_item_id: previous, item: structuredClone(item) })
+    }
+    return outputIndex
+  }
+
+  async #onText (delta: string): Promise<void> {
+    let open = this.#text
+    if (open === undefined) {
+      const item: MessageItem = { id: this.#options.newItemId(), object: 'realtime.item', type: 'message', role: 'assistant', status: 'in_progress', content: [] }
+      const outputIndex = await this.#addItem(item)
+      open = this.#text = { item, outputIndex, text: '' }
+      this.#options.emit({ type: 'response.content_part.added', response_id: this.id, item_id: item.id, output_index: outputIndex, content_index: 0, part: { type: 'text', text: '' } })
+    }
+    open.text += delta
+    this.#options.emit({ type: 'response.output_text.delta', response_id: this.id, item_id: open.item.id, output_index: open.outputIndex, content_index: 0, delta })
+  }
+
+  async #onToolCall (index: number, callId: string, name: string): Promise<void> {
+    if (this.#calls.has(index)) return
+    const item: CallItem = { id: this.#options.newItemId(), object: 'realtime.item', type: 'function_call', status: 'in_progress', call_id: callId, name, arguments: '' }
+    const outputIndex = await this.#addItem(item)
+    this.#calls.set(index, { item, outputIndex })
+  }
+
+  #onArguments (index: number, delta: string): void {
+    const open = this.#calls.get(index)
+    if (open === undefined) return
+    open.item.arguments += delta
+    this.#options.emit({ type: 'response.function_call_arguments.delta', response_id: this.id, item_id: open.item.id, output_index: open.outputIndex, call_id: open.item.call_id, delta })
+  }
+
+  /** Ends every open item, in output order, with the events the Realtime API sends for each. */
+  async #closeItems (status: 'completed' | 'incomplete'): Promise<void> {
+    const open: Array<OpenText | OpenCall> = [...(this.#text ? [this.#text] : []), ...this.#calls.values()]
+    this.#text = undefined
+    this.#calls.clear()
+    open.sort((a, b) => a.outputIndex - b.outputIndex)
+    const { emit } = this.#options
+    for (const entry of open) {
+      const base = { response_id: this.id, item_id: entry.item.id, output_index: entry.outputIndex }
+      if ('text' in entry) {
+        emit({ type: 'response.output_text.done', ...base, content_index: 0, text: entry.text })
+        emit({ type: 'response.content_part.done', ...base, content_index: 0, part: { type: 'text', text: entry.text } })
+        entry.item.content = [{ type: 'output_text', text: entry.text }]
+      } else {
+        emit({ type: 'response.function_call_arguments.done', ...base, call_id: entry.item.call_id, name: entry.item.name, arguments: entry.item.arguments })
+      }
+      entry.item.status = status
+      this.#output[entry.outputIndex] = entry.item
+      emit({ type: 'response.output_item.done', response_id: this.id, output_index: entry.outputIndex, item: structuredClone(entry.item) })
+      if (this.#options.items !== null) {
+        await this.#options.items.done(entry.item)
+        emit({ type: 'conversation.item.done', item: structuredClone(entry.item) })
+      }
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The registry of live sessions on this instance: enforces MAX_SESSIONS and closes every
+ * session with 1012 on shutdown so clients reconnect elsewhere.
+ */
+import { CloseCodes } from '../protocol/close-codes.js'
+import type { Session } from './session.js'
+
+export class SessionManager {
+  readonly #sessions = new Set<Session>()
+  readonly #maxSessions: number
+  #draining = false
+
+  constructor (maxSessions: number) {
+    this.#maxSessions = maxSessions
+  }
+
+  get size (): number {
+    return this.#sessions.size
+  }
+
+  /** True once shutdown began: /readyz reports 503 and new sessions are refused. */
+  get draining (): boolean {
+    return this.#draining
+  }
+
+  /** Whether one more session may open now. */
+  hasRoom (): boolean {
+    return !this.#draining && this.#sessions.size < this.#maxSessions
+  }
+
+  add (session: Session): void {
+    this.#sessions.add(session)
+  }
+
+  remove (session: Session): void {
+    this.#sessions.delete(session)
+  }
+
+  /** Closes every session with 1012 (service restart). */
+  drain (): void {
+    this.#draining = true
+    for (const session of this.#sessions) session.close(CloseCodes.SERVICE_RESTART, 'server shutting down')
+  }
+}
