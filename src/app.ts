@@ -40,7 +40,7 @@ export async function buildApp ({ config, provider, store, logger }: AppDependen
 
   const upstream = await resolveUpstream(app, config)
   const model = provider ?? withRetry(
-    createOpenAIProvider({ baseURL: upstream.baseURL, apiKey: upstream.apiKey, timeoutMs: config.upstream.timeoutMs, logger: app.log.child({ component: 'upstream' }) }),
+    createOpenAIProvider({ baseURL: upstream.baseURL, apiKey: upstream.apiKey, timeoutMs: config.upstream.timeoutMs, idleTimeoutMs: config.upstream.idleTimeoutMs, logger: app.log.child({ component: 'upstream' }) }),
     {
       maxRetries: config.upstream.maxRetries,
       maxDelayMs: config.upstream.maxRetryDelayMs,

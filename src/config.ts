@@ -20,6 +20,8 @@ export const EnvSchema = Type.Object({
   DEFAULT_MODEL: Type.String({ default: 'gpt-4o' }),
   /** Per upstream attempt: time allowed until the stream's headers arrive, in ms. */
   UPSTREAM_TIMEOUT_MS: Int(60_000, 1),
+  /** Longest silence between two chunks of a started upstream stream, in ms. */
+  UPSTREAM_IDLE_TIMEOUT_MS: Int(30_000, 1),
   /** Retries of a failed upstream request, only before its first token. */
   UPSTREAM_MAX_RETRIES: Int(2),
   /** Longest retry-after wait the gateway honours before giving up, in ms. */
@@ -60,6 +62,7 @@ export interface UpstreamConfig {
   readonly apiKey?: string
   readonly defaultModel: string
   readonly timeoutMs: number
+  readonly idleTimeoutMs: number
   readonly maxRetries: number
   readonly maxRetryDelayMs: number
   readonly simulator: { readonly firstTokenDelayMs: number, readonly tokenDelayMs: number }
@@ -126,6 +129,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       ...(parsed.OPENAI_API_KEY === undefined ? {} : { apiKey: parsed.OPENAI_API_KEY }),
       defaultModel: parsed.DEFAULT_MODEL,
       timeoutMs: parsed.UPSTREAM_TIMEOUT_MS,
+      idleTimeoutMs: parsed.UPSTREAM_IDLE_TIMEOUT_MS,
       maxRetries: parsed.UPSTREAM_MAX_RETRIES,
       maxRetryDelayMs: parsed.UPSTREAM_MAX_RETRY_DELAY_MS,
       simulator: { firstTokenDelayMs: parsed.SIMULATOR_FIRST_TOKEN_DELAY_MS, tokenDelayMs: parsed.SIMULATOR_TOKEN_DELAY_MS }

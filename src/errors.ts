@@ -36,7 +36,7 @@ export const errorSpecs = {
   // Upstream: reported in response.done (status failed) — the socket stays usable.
   GW_ERR_PROVIDER_RATE_LIMITED: { wire: 'upstream_rate_limited', type: 'upstream_error', message: 'The upstream model provider is rate limiting requests', status: 429 },
   GW_ERR_PROVIDER_UNAVAILABLE: { wire: 'upstream_unavailable', type: 'upstream_error', message: 'The upstream model provider failed or could not be reached', status: 502 },
-  GW_ERR_PROVIDER_TIMEOUT: { wire: 'upstream_timeout', type: 'upstream_error', message: 'The upstream model provider did not answer within UPSTREAM_TIMEOUT_MS (%s)', status: 504 },
+  GW_ERR_PROVIDER_TIMEOUT: { wire: 'upstream_timeout', type: 'upstream_error', message: 'The upstream model provider went silent for longer than %s (%s ms)', status: 504 },
   GW_ERR_PROVIDER_REJECTED: { wire: 'upstream_rejected', type: 'upstream_error', message: 'The upstream model provider rejected the request (HTTP %s)', status: 502 },
   GW_ERR_PROVIDER_STREAM_INTERRUPTED: { wire: 'upstream_stream_interrupted', type: 'upstream_error', message: 'The upstream stream broke off before it finished', status: 502 },
   // Connection level (HTTP at upgrade).

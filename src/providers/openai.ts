@@ -12,7 +12,10 @@ export interface OpenAIProviderOptions {
   readonly baseURL: string
   /** The gateway's own upstream key. A client's key never goes upstream. */
   readonly apiKey: string
+  /** Per attempt, until the response headers arrive. */
   readonly timeoutMs: number
+  /** Longest silence allowed between two chunks of a started stream. */
+  readonly idleTimeoutMs: number
   readonly logger: Log
 }
 
@@ -35,57 +38,76 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
 
   return {
     async * stream (request, signal) {
-      let chunks: AsyncIterable<ChatCompletionChunk>
-      try {
-        chunks = await client.chat.completions.create(toParams(request), { signal })
-      } catch (err) {
-        throw mapError(err, options.timeoutMs)
+      // Our own controller, so a silent upstream can be cut off as well as a cancelled one.
+      const controller = new AbortController()
+      const forward = () => controller.abort(signal.reason)
+      if (signal.aborted) forward()
+      signal.addEventListener('abort', forward, { once: true })
+      let idle: NodeJS.Timeout | undefined
+      let timedOut = false
+      const arm = () => {
+        clearTimeout(idle)
+        idle = setTimeout(() => { timedOut = true; controller.abort() }, options.idleTimeoutMs)
       }
       try {
-        yield * toEvents(chunks)
-      } catch (err) {
-        throw mapError(err, options.timeoutMs, true)
+        let chunks: AsyncIterable<ChatCompletionChunk>
+        try {
+          chunks = await client.chat.completions.create(toParams(request), { signal: controller.signal })
+        } catch (err) {
+          throw mapError(err, options.timeoutMs)
+        }
+        const state = { openCalls: new Set<number>(), finished: false }
+        try {
+          arm()
+          for await (const chunk of chunks) {
+            arm()
+            yield * toEvents(chunk, state)
+          }
+        } catch (err) {
+          if (!timedOut) throw mapError(err, options.timeoutMs, true)
+        }
+        if (timedOut) throw gatewayError('GW_ERR_PROVIDER_TIMEOUT', ['UPSTREAM_IDLE_TIMEOUT_MS', options.idleTimeoutMs], { retryable: true })
+        if (!state.finished && !signal.aborted) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED', [], { retryable: true })
+      } finally {
+        clearTimeout(idle)
+        signal.removeEventListener('abort', forward)
       }
     }
   }
 }
 
-async function * toEvents (chunks: AsyncIterable<ChatCompletionChunk>): AsyncGenerator<ProviderEvent> {
-  const openCalls = new Set<number>()
-  let finished = false
-  for await (const chunk of chunks) {
-    for (const choice of chunk.choices) {
-      if (choice.index !== 0) continue
-      const delta = choice.delta
-      if (typeof delta.content === 'string' && delta.content !== '') yield { type: 'text', delta: delta.content }
-      for (const call of delta.tool_calls ?? []) {
-        if (!openCalls.has(call.index)) {
-          openCalls.add(call.index)
-          // Some compatible servers omit ids; the protocol needs a call_id, so make one.
-          const callId = call.id ?? `call_${chunk.id.slice(-12)}_${call.index}`
-          yield { type: 'tool_call', index: call.index, callId, name: call.function?.name ?? '' }
-        }
-        const args = call.function?.arguments
-        if (args !== undefined && args !== '') yield { type: 'tool_call_arguments', index: call.index, delta: args }
+/** Maps one chunk onto provider events; `state` carries what earlier chunks opened. */
+function * toEvents (chunk: ChatCompletionChunk, state: { openCalls: Set<number>, finished: boolean }): Generator<ProviderEvent> {
+  for (const choice of chunk.choices) {
+    if (choice.index !== 0) continue
+    const delta = choice.delta
+    if (typeof delta.content === 'string' && delta.content !== '') yield { type: 'text', delta: delta.content }
+    for (const call of delta.tool_calls ?? []) {
+      if (!state.openCalls.has(call.index)) {
+        state.openCalls.add(call.index)
+        // Some compatible servers omit ids; the protocol needs a call_id, so make one.
+        const callId = call.id ?? `call_${chunk.id.slice(-12)}_${call.index}`
+        yield { type: 'tool_call', index: call.index, callId, name: call.function?.name ?? '' }
       }
-      if (choice.finish_reason !== null && choice.finish_reason !== undefined) {
-        finished = true
-        yield { type: 'finish', reason: toFinishReason(choice.finish_reason) }
-      }
+      const args = call.function?.arguments
+      if (args !== undefined && args !== '') yield { type: 'tool_call_arguments', index: call.index, delta: args }
     }
-    if (chunk.usage) {
-      yield {
-        type: 'usage',
-        usage: {
-          inputTokens: chunk.usage.prompt_tokens,
-          outputTokens: chunk.usage.completion_tokens,
-          totalTokens: chunk.usage.total_tokens,
-          ...(chunk.usage.prompt_tokens_details?.cached_tokens === undefined ? {} : { cachedInputTokens: chunk.usage.prompt_tokens_details.cached_tokens })
-        }
+    if (choice.finish_reason !== null && choice.finish_reason !== undefined) {
+      state.finished = true
+      yield { type: 'finish', reason: toFinishReason(choice.finish_reason) }
+    }
+  }
+  if (chunk.usage) {
+    yield {
+      type: 'usage',
+      usage: {
+        inputTokens: chunk.usage.prompt_tokens,
+        outputTokens: chunk.usage.completion_tokens,
+        totalTokens: chunk.usage.total_tokens,
+        ...(chunk.usage.prompt_tokens_details?.cached_tokens === undefined ? {} : { cachedInputTokens: chunk.usage.prompt_tokens_details.cached_tokens })
       }
     }
   }
-  if (!finished) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED')
 }
 
 function toFinishReason (reason: string): FinishReason {
@@ -155,7 +177,7 @@ function toMessage (message: ChatMessage): ChatCompletionMessageParam {
 function mapError (err: unknown, timeoutMs: number, midStream = false): GatewayError {
   if (isGatewayError(err)) return err
   if (err instanceof OpenAI.APIConnectionTimeoutError) {
-    return gatewayError('GW_ERR_PROVIDER_TIMEOUT', [timeoutMs], { cause: err, retryable: true })
+    return gatewayError('GW_ERR_PROVIDER_TIMEOUT', ['UPSTREAM_TIMEOUT_MS', timeoutMs], { cause: err, retryable: true })
   }
   if (err instanceof OpenAI.APIError && err.status !== undefined) {
     const retryAfterMs = parseRetryAfter(err.headers)

@@ -152,11 +152,19 @@ function waitForTurn (harness: Harness, match: (event: TransportLayerResponseCom
 const hasMessage = (event: TransportLayerResponseCompleted): boolean =>
   event.response.output.some((item) => item.type === 'message')
 
-/** Connects and waits until the gateway has acknowledged the SDK's tracing session.update too. */
+/**
+ * Connects and waits until the gateway has acknowledged both session.updates the SDK sends: the
+ * full config (on open) and the tracing one (on session.created). Their order depends on whether
+ * session.created arrives with the handshake, so wait for the effective session to show both.
+ */
 async function connect (harness: Harness, gw: TestGateway): Promise<void> {
-  const tracingAccepted = waitForEvent(harness, (e) => e.type === 'session.updated' && (e['session'] as { tracing?: unknown }).tracing === 'auto', 'session.updated with tracing')
+  const configured = waitForEvent(harness, (e) => {
+    if (e.type !== 'session.updated') return false
+    const session = (e as { session?: { tracing?: unknown, instructions?: unknown } }).session
+    return session?.tracing === 'auto' && session.instructions === INSTRUCTIONS
+  }, 'session.updated with the agent config and tracing')
   await harness.session.connect({ apiKey: CLIENT_KEY, url: gw.url })
-  await tracingAccepted
+  await configured
 }
 
 function sessionUpdates (harness: Harness): Array<Record<string, unknown>> {

@@ -176,4 +176,24 @@ describe('upstream failures', () => {
     const done = (await client.ask('go')).at(-1)?.['response'] as Record<string, any>
     expect(done['status_details']).toEqual({ type: 'incomplete', reason: 'content_filter' })
   })
+  it('ends a stream that goes silent mid-reply as failed with upstream_timeout, and stops it', async () => {
+    gw = await startGateway({ env: { UPSTREAM_IDLE_TIMEOUT_MS: '200' } })
+    gw.sim.enqueue({ text: 'one two three four', failure: { kind: 'stall', afterChunks: 3 } })
+    const client = await connect()
+    const events = await client.ask('go')
+    const done = events.at(-1)?.['response'] as Record<string, any>
+    expect(done['status']).toBe('failed')
+    expect(done['status_details']['error']).toMatchObject({ code: 'upstream_timeout' })
+    expect(done['status_details']['error']['message']).toContain('UPSTREAM_IDLE_TIMEOUT_MS')
+    expect(await gw.sim.requests[0]?.ended).toBe('aborted')
+  })
+
+  it('retries an upstream that goes silent before its first token', async () => {
+    gw = await startGateway({ env: { UPSTREAM_IDLE_TIMEOUT_MS: '200' } })
+    gw.sim.enqueue({ failure: { kind: 'stall', afterChunks: 1 } }, { text: 'awake now' })
+    const client = await connect()
+    const events = await client.ask('go')
+    expect(textOf(events)).toBe('awake now')
+    expect(await gw.sim.requests[0]?.ended).toBe('aborted')
+  })
 })
