@@ -72,7 +72,7 @@ export const SYSTEM_FINGERPRINT = 'fp_sim0c0ffee'
 // groups of 3, punctuation/symbol runs, whitespace. The final `[^]` alternative makes the
 // pattern match at every position, so consecutive matches always cover the whole input.
 const PIECE = /'(?:s|t|re|ve|m|ll|d)(?![\p{L}\p{M}])| ?[\p{L}\p{M}]+| ?\p{N}{1,3}| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+|[^]/gu
-const ASCII = /^[\x00-\x7f]*$/
+const ASCII = /^[\u0000-\u007f]*$/ // eslint-disable-line no-control-regex
 /** Longest delta, in code points: ASCII pieces are split after 10, other scripts after 3. */
 const MAX_ASCII_PIECE = 10
 const MAX_OTHER_PIECE = 3

@@ -27,10 +27,11 @@ describe('loadConfig defaults', () => {
     expect(config.logLevel).toBe('info')
     expect(config.tls).toBeUndefined()
     expect(config.apiKeys.size).toBe(0)
-    expect(config.upstream).toEqual({
+    expect(config.upstream).toMatchObject({
       kind: 'simulator',
       defaultModel: 'gpt-4o',
       timeoutMs: 60_000,
+      idleTimeoutMs: 30_000,
       maxRetries: 2,
       maxRetryDelayMs: 10_000,
       simulator: { firstTokenDelayMs: 250, tokenDelayMs: 30 }
@@ -100,6 +101,7 @@ describe('loadConfig conversions', () => {
     const config = loadConfig({
       PORT: '9090',
       UPSTREAM_TIMEOUT_MS: '1500',
+      UPSTREAM_IDLE_TIMEOUT_MS: '700',
       UPSTREAM_MAX_RETRIES: '0',
       UPSTREAM_MAX_RETRY_DELAY_MS: '250',
       MAX_FRAME_BYTES: '2048',
@@ -117,6 +119,7 @@ describe('loadConfig conversions', () => {
     })
     expect(config.port).toBe(9090)
     expect(config.upstream.timeoutMs).toBe(1500)
+    expect(config.upstream.idleTimeoutMs).toBe(700)
     expect(config.upstream.maxRetries).toBe(0)
     expect(config.upstream.maxRetryDelayMs).toBe(250)
     expect(config.upstream.simulator).toEqual({ firstTokenDelayMs: 0, tokenDelayMs: 1 })

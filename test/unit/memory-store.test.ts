@@ -20,7 +20,9 @@ function makeStore (options: Partial<MemoryStoreOptions> = {}): MemoryStore {
   return store
 }
 
-function userItem (id: string, text = `text of ${id}`): Item {
+type UserItem = Extract<Item, { role: 'user' }>
+
+function userItem (id: string, text = `text of ${id}`): UserItem {
   return { id, object: 'realtime.item', status: 'completed', type: 'message', role: 'user', content: [{ type: 'input_text', text }] }
 }
 
@@ -192,10 +194,10 @@ describe('MemoryStore isolation', () => {
     const conv = await store.create('t1')
     const inserted = userItem('a', 'original')
     await store.insert(conv, inserted)
-    if (inserted.type === 'message') inserted.content.push({ type: 'input_text', text: 'later' })
+    inserted.content.push({ type: 'input_text', text: 'later' })
     const replacement = userItem('a', 'replaced')
     await store.replace(conv, replacement)
-    if (replacement.type === 'message') replacement.content.length = 0
+    replacement.content.length = 0
     expect(await store.items(conv, 't1')).toEqual([userItem('a', 'replaced')])
   })
 })
