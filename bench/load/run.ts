@@ -477,8 +477,19 @@ function printTable (
   cpuCount: number,
   s: { b: Summary, g: Summary, bGap: Summary, gGap: Summary },
   r: {
-    baseOk: number, baseErrors: number, gwOk: number, gwErrors: number, planned: number, roundsDone: number, truncated: boolean,
-    messagesPerSecond: number, connectP50: number, rssBefore: number, rssAfter: number, rssPeak: number, durationS: number
+    baseOk: number,
+    baseErrors: number,
+    gwOk: number,
+    gwErrors: number,
+    planned: number,
+    roundsDone: number,
+    truncated: boolean,
+    messagesPerSecond: number,
+    connectP50: number,
+    rssBefore: number,
+    rssAfter: number,
+    rssPeak: number,
+    durationS: number
   }
 ): void {
   const ms = (v: number): string => Number.isFinite(v) ? v.toFixed(2) : '-'

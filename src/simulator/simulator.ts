@@ -170,7 +170,10 @@ class SimulatorServer extends EventEmitter<SimulatorEvents> implements Simulator
   readonly requests: SimulatedRequest[] = []
   baseURL = ''
   port = 0
-  readonly #server = createServer((req, res) => { void this.#handle(req, res) })
+  readonly #server = createServer((req, res) => {
+    this.#handle(req, res).catch(() => res.destroy())
+  })
+
   readonly #defaults: Partial<Scenario>
   readonly #queue: Scenario[] = []
   /** Stops the playback of each in-flight response. */

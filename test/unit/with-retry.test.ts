@@ -228,10 +228,9 @@ describe('withRetry', () => {
       }
     })
     const provider = withRetry(inner, { maxRetries: 2, maxDelayMs: 1000, baseDelayMs: 1 })
-    for await (const event of provider.stream(request, new AbortController().signal)) {
-      expect(event).toEqual(events[0])
-      break
-    }
+    const iterator = provider.stream(request, new AbortController().signal)[Symbol.asyncIterator]()
+    expect(await iterator.next()).toEqual({ done: false, value: events[0] })
+    await iterator.return?.()
     expect(finalized).toBe(true)
     expect(inner.attempts).toBe(1)
   })
