@@ -10,7 +10,7 @@ const Int = (def: number, min = 0) => Type.Integer({ default: def, minimum: min 
 
 /** Every variable the gateway reads, with its default (units in the name). */
 export const EnvSchema = Type.Object({
-  PORT: Int(8080),
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
   HOST: Type.String({ default: '0.0.0.0' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   /** Upstream: any OpenAI-compatible Chat Completions base URL. Absent (with no key): built-in simulator. */
@@ -109,12 +109,20 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       return value === undefined || value === '' ? [] : [[key, value]]
     })
   )
+  // Value.Convert would truncate "1.5" or "1e3" to 1: whole numbers are checked as text first.
+  const problems = Object.entries(known)
+    .filter(([key, value]) => EnvSchema.properties[key as keyof Env].type === 'integer' && !/^\d+$/.test(value))
+    .map(([key, value]) => `${key}: must be a whole number (got ${JSON.stringify(value)})`)
   const parsed = Value.Default(EnvSchema, Value.Convert(EnvSchema, known))
-  const problems = [...Value.Errors(EnvSchema, parsed)].map((e) => `${e.path.slice(1) || 'env'}: ${e.message} (got ${JSON.stringify(e.value)})`)
-  if (!Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
-  const apiKeys = parseApiKeys(parsed.GATEWAY_API_KEYS, problems)
-  const tls = readTls(parsed, problems)
-  if (problems.length > 0) throw new ConfigError(problems)
+  const reported = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))))
+  for (const e of Value.Errors(EnvSchema, parsed)) {
+    const key = e.path.slice(1) || 'env'
+    if (!reported.has(key)) problems.push(`${key}: ${e.message} (got ${JSON.stringify(e.value)})`)
+    reported.add(key)
+  }
+  const apiKeys = parseApiKeys(known['GATEWAY_API_KEYS'], problems)
+  const tls = readTls(known['TLS_CERT_FILE'], known['TLS_KEY_FILE'], problems)
+  if (problems.length > 0 || !Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
 
   const simulated = parsed.OPENAI_BASE_URL === undefined && parsed.OPENAI_API_KEY === undefined
   return deepFreeze({
@@ -157,19 +165,20 @@ function parseApiKeys (raw: string | undefined, problems: string[]): Map<string,
     const key = entry.slice(0, sep)
     const tenant = entry.slice(sep + 1)
     if (sep <= 0 || tenant === '') problems.push('GATEWAY_API_KEYS: each entry must be key:tenant')
+    else if (keys.has(key)) problems.push('GATEWAY_API_KEYS: a key is listed twice')
     else keys.set(key, tenant)
   }
   return keys
 }
 
-function readTls (env: Env, problems: string[]): { cert: Buffer, key: Buffer } | undefined {
-  if (env.TLS_CERT_FILE === undefined && env.TLS_KEY_FILE === undefined) return undefined
-  if (env.TLS_CERT_FILE === undefined || env.TLS_KEY_FILE === undefined) {
+function readTls (certFile: string | undefined, keyFile: string | undefined, problems: string[]): { cert: Buffer, key: Buffer } | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined
+  if (certFile === undefined || keyFile === undefined) {
     problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together')
     return undefined
   }
   try {
-    return { cert: readFileSync(env.TLS_CERT_FILE), key: readFileSync(env.TLS_KEY_FILE) }
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile) }
   } catch (err) {
     problems.push(`TLS_CERT_FILE / TLS_KEY_FILE: ${(err as Error).message}`)
     return undefined

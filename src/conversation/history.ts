@@ -5,40 +5,53 @@
 import type { Item } from '../protocol/events.js'
 import type { ChatContentPart, ChatMessage, ChatToolCall } from '../providers/provider.js'
 
+type CallItem = Extract<Item, { type: 'function_call' }>
+
 /**
  * Maps items oldest-first onto messages, after a system message with `instructions`.
- * Items still `in_progress` are left out, and so are tool calls without an output (and
- * outputs without a call): Chat Completions rejects a history with either.
+ * Chat Completions wants every tool call answered by a `tool` message right after the
+ * assistant message that made it, so: items still `in_progress` are left out; a run of
+ * function calls becomes one assistant message (joined to the assistant text before it)
+ * followed by their outputs, wherever those were stored; calls without an output, outputs
+ * without a completed call, and second outputs for one call are left out.
  */
 export function toChatMessages (items: readonly Item[], instructions: string | undefined): ChatMessage[] {
   const messages: ChatMessage[] = []
   if (instructions !== undefined && instructions !== '') messages.push({ role: 'system', content: instructions })
-  const answered = new Set<string>()
-  const called = new Set<string>()
+  const outputs = new Map<string, string>()
   for (const item of items) {
-    if (item.type === 'function_call_output') answered.add(item.call_id)
-    if (item.type === 'function_call' && item.status === 'completed') called.add(item.call_id)
+    if (item.type === 'function_call_output' && item.status !== 'in_progress' && !outputs.has(item.call_id)) outputs.set(item.call_id, item.output)
+  }
+
+  let run: CallItem[] = []
+  const flush = () => {
+    const calls = run.filter((call) => outputs.has(call.call_id))
+    run = []
+    if (calls.length === 0) return
+    const toolCalls: ChatToolCall[] = calls.map((call) => ({ id: call.call_id, name: call.name, arguments: call.arguments }))
+    const last = messages.at(-1)
+    if (last?.role === 'assistant' && last.toolCalls === undefined) last.toolCalls = toolCalls
+    else messages.push({ role: 'assistant', content: null, toolCalls })
+    for (const call of calls) {
+      messages.push({ role: 'tool', toolCallId: call.call_id, content: outputs.get(call.call_id) ?? '' })
+      outputs.delete(call.call_id)
+    }
   }
 
   for (const item of items) {
     if (item.status === 'in_progress') continue
-    switch (item.type) {
-      case 'message':
-        messages.push(toMessage(item))
-        break
-      case 'function_call': {
-        if (item.status !== 'completed' || !answered.has(item.call_id)) break
-        const call: ChatToolCall = { id: item.call_id, name: item.name, arguments: item.arguments }
-        const last = messages.at(-1)
-        if (last?.role === 'assistant') (last.toolCalls ??= []).push(call)
-        else messages.push({ role: 'assistant', content: null, toolCalls: [call] })
-        break
-      }
-      case 'function_call_output':
-        if (called.has(item.call_id)) messages.push({ role: 'tool', toolCallId: item.call_id, content: item.output })
-        break
+    if (item.type === 'function_call_output') {
+      flush() // an answer ends the model's turn: later calls were a new decision
+      continue
     }
+    if (item.type === 'function_call') {
+      if (item.status === 'completed') run.push(item)
+      continue
+    }
+    flush()
+    messages.push(toMessage(item))
   }
+  flush()
   return messages
 }
 

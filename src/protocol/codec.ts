@@ -98,9 +98,9 @@ function checkMessageParts (item: Extract<ItemInput, { type: 'message' }>, path:
   for (const [index, part] of item.content.entries()) {
     const param = `${path}.content[${index}]`
     if (part.type === 'input_audio' || part.type === 'output_audio') {
-      return gatewayError('GW_ERR_PROTOCOL_AUDIO_UNSUPPORTED', [`A ${part.type} content part`], { param: `${param}.type` })
+      return gatewayError('GW_ERR_PROTOCOL_AUDIO_UNSUPPORTED', [`The content part type ${part.type}`], { param: `${param}.type` })
     }
-    if (!allowed.has(part.type)) return invalid('item', `a ${item.role} message cannot carry ${part.type} parts`, `${param}.type`)
+    if (!allowed.has(part.type)) return invalid('item', `${item.role} messages cannot carry ${part.type} parts`, `${param}.type`)
     if (part.type === 'input_image') {
       if (part.image_url === undefined || !/^(data:image\/|https?:\/\/)/.test(part.image_url)) {
         return invalid('item', 'input_image needs image_url, an http(s) URL or a data:image/… URL', `${param}.image_url`)
@@ -116,7 +116,8 @@ function firstError (check: TypeCheck<TSchema>, value: unknown, what: string, pr
   if (check.Check(value)) return undefined
   const error = check.Errors(value).First()
   const pointer = error?.path ?? ''
-  const param = [prefix, ...pointer.split('/').filter(Boolean)].filter(Boolean).join('.')
+  const param = pointer.split('/').filter(Boolean)
+    .reduce((path, segment) => /^\d+$/.test(segment) ? `${path}[${segment}]` : path === '' ? segment : `${path}.${segment}`, prefix)
   return invalid(what, `${param || 'event'}: ${error?.message ?? 'does not match the schema'}`, param)
 }
 

@@ -44,9 +44,10 @@ export class MemoryStore implements ConversationStore {
   }
 
   async items (conversationId: string, tenant: string): Promise<Item[] | undefined> {
+    // Another tenant's id must neither read nor keep the conversation alive.
+    if (this.#entries.get(conversationId)?.tenant !== tenant) return undefined
     const entry = this.#touch(conversationId)
-    if (entry === undefined || entry.tenant !== tenant) return undefined
-    return structuredClone(entry.items)
+    return entry === undefined ? undefined : structuredClone(entry.items)
   }
 
   async insert (conversationId: string, item: Item, previousItemId?: string | null): Promise<string | null> {
