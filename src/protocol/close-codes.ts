@@ -21,8 +21,3 @@ export const CloseCodes = {
 } as const
 
 export type CloseCode = typeof CloseCodes[keyof typeof CloseCodes]
-
-/** True when a client should reconnect after this close code. */
-export function isRetryableClose (code: number): boolean {
-  return code === 1001 || code === 1011 || code === 1012 || code === 1013 || (code >= 4000 && code < 4500)
-}
