@@ -11,8 +11,11 @@ import type { ModelProvider } from './providers/provider.js'
 import { withRetry } from './providers/with-retry.js'
 import { SessionManager } from './session/session-manager.js'
 import { startSimulator } from './simulator/simulator.js'
-import type { ConversationStore } from './store/conversation-store.js'
-import { MemoryStore } from './store/memory-store.js'
+import { hostname } from 'node:os'
+import { ConversationHubs } from './conversation/hub.js'
+import { newId } from './ids.js'
+import type { Backend } from './store/conversation-store.js'
+import { createMemoryBackend } from './store/memory-store.js'
 import { httpRoutes } from './transport/http.js'
 import { webSocketTransport } from './transport/websocket.js'
 
@@ -20,23 +23,27 @@ export interface AppDependencies {
   readonly config: Config
   /** Replaces the upstream entirely (no retries are added). */
   readonly provider?: ModelProvider
-  readonly store?: ConversationStore
+  /** Replaces the store the config names (memory, Redis or Redis Cluster). */
+  readonly backend?: Backend
   readonly logger?: Logger
 }
 
-export async function buildApp ({ config, provider, store, logger }: AppDependencies): Promise<FastifyInstance> {
+export async function buildApp ({ config, provider, backend, logger }: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger === undefined ? { logger: loggerOptions(config.logLevel) } : { loggerInstance: logger }),
     ...(config.tls === undefined ? {} : { https: { cert: config.tls.cert, key: config.tls.key } }),
     forceCloseConnections: true
   }) as unknown as FastifyInstance
 
-  const conversations = store ?? new MemoryStore({
-    maxConversations: config.store.maxConversations,
-    ttlMs: config.store.ttlMs,
-    maxItems: config.session.maxItemsPerConversation
+  const store = backend ?? await createBackend(config, app)
+  const hubs = new ConversationHubs(store.live, app.log)
+  // Sessions are closed first (1012, in the websocket plugin's preClose); then the replies
+  // generated here get SHUTDOWN_GRACE_MS to finish into the log before the store closes.
+  app.addHook('onClose', async () => {
+    await hubs.drain(config.transport.shutdownGraceMs)
+    await hubs.close()
+    await store.close()
   })
-  app.addHook('onClose', async () => { await conversations.close() })
 
   const upstream = await resolveUpstream(app, config)
   const model = provider ?? withRetry(
@@ -49,9 +56,29 @@ export async function buildApp ({ config, provider, store, logger }: AppDependen
   )
 
   const sessions = new SessionManager(config.transport.maxSessions)
-  await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, store: store === undefined ? 'memory' : 'custom', sessions })
-  await app.register(webSocketTransport, { config, provider: model, store: conversations, sessions })
+  await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, backend: store, sessions })
+  const instanceId = `${hostname()}-${process.pid}-${newId('gw').slice(3, 9)}`
+  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions })
   return app
+}
+
+/** The backend the config names: Redis Cluster, Redis, or the embedded memory store. */
+async function createBackend (config: Config, app: FastifyInstance): Promise<Backend> {
+  const { store, session } = config
+  if (store.kind === 'memory') {
+    return createMemoryBackend({ maxConversations: store.maxConversations, ttlMs: store.ttlMs, maxLogEvents: store.maxLogEvents, maxItems: session.maxItemsPerConversation })
+  }
+  // Loaded only when configured: the embedded mode never loads ioredis.
+  const { createRedisBackend } = await import('./store/redis-store.js')
+  return createRedisBackend({
+    ...(store.redisUrl === undefined ? {} : { url: store.redisUrl }),
+    ...(store.clusterNodes === undefined ? {} : { clusterNodes: store.clusterNodes.map((n) => ({ ...n })) }),
+    keyPrefix: store.keyPrefix,
+    ttlMs: store.ttlMs,
+    maxLogEvents: store.maxLogEvents,
+    maxItems: session.maxItemsPerConversation,
+    log: app.log.child({ component: 'redis' })
+  })
 }
 
 interface ResolvedUpstream { kind: 'openai-compatible' | 'simulator', baseURL: string, apiKey: string }

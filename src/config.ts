@@ -41,6 +41,16 @@ export const EnvSchema = Type.Object({
   /** Concurrent responses (in-conversation plus out-of-band) per session. */
   MAX_CONCURRENT_RESPONSES: Int(4, 1),
   MAX_ITEMS_PER_CONVERSATION: Int(1000, 1),
+  /** Redis for conversations shared by every instance: one node, or a Cluster (host:port,…). Absent: memory. */
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:]+:\\d+(,[^,:]+:\\d+)*$' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'tw:', maxLength: 64 }),
+  /** Events kept per conversation log for resume (older cursors get resume_cursor_expired). */
+  EVENT_LOG_MAX_EVENTS: Int(10_000, 16),
+  /** Lifetime of a response's lease without refresh, in ms: how soon a dead instance's reply is ended. */
+  LEASE_TTL_MS: Int(5_000, 100),
+  /** A reply whose client disconnects keeps generating (continue) or stops (cancel). */
+  ON_DISCONNECT: Type.Union([Type.Literal('continue'), Type.Literal('cancel')], { default: 'continue' }),
   /** Memory store bounds: most conversations kept, and how long an idle one lives, in ms. */
   MEMORY_STORE_MAX_CONVERSATIONS: Int(10_000, 1),
   CONVERSATION_TTL_MS: Int(24 * 60 * 60 * 1000, 1000),
@@ -69,6 +79,8 @@ export interface UpstreamConfig {
 }
 
 export interface SessionLimits {
+  readonly leaseTtlMs: number
+  readonly onDisconnect: 'continue' | 'cancel'
   readonly maxItemBytes: number
   readonly maxPendingBytes: number
   readonly maxConcurrentResponses: number
@@ -90,7 +102,15 @@ export interface Config {
     readonly shutdownGraceMs: number
   }
   readonly session: SessionLimits
-  readonly store: { readonly maxConversations: number, readonly ttlMs: number }
+  readonly store: {
+    readonly kind: 'memory' | 'redis' | 'redis-cluster'
+    readonly redisUrl?: string
+    readonly clusterNodes?: ReadonlyArray<{ readonly host: string, readonly port: number }>
+    readonly keyPrefix: string
+    readonly maxConversations: number
+    readonly ttlMs: number
+    readonly maxLogEvents: number
+  }
 }
 
 /** Thrown by `loadConfig` with every problem found, one per line. */
@@ -149,12 +169,29 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS
     },
     session: {
+      leaseTtlMs: parsed.LEASE_TTL_MS,
+      onDisconnect: parsed.ON_DISCONNECT,
       maxItemBytes: parsed.MAX_ITEM_BYTES,
       maxPendingBytes: parsed.MAX_PENDING_BYTES,
       maxConcurrentResponses: parsed.MAX_CONCURRENT_RESPONSES,
       maxItemsPerConversation: parsed.MAX_ITEMS_PER_CONVERSATION
     },
-    store: { maxConversations: parsed.MEMORY_STORE_MAX_CONVERSATIONS, ttlMs: parsed.CONVERSATION_TTL_MS }
+    store: {
+      kind: parsed.REDIS_CLUSTER_NODES !== undefined ? 'redis-cluster' : parsed.REDIS_URL !== undefined ? 'redis' : 'memory',
+      ...(parsed.REDIS_URL === undefined ? {} : { redisUrl: parsed.REDIS_URL }),
+      ...(parsed.REDIS_CLUSTER_NODES === undefined
+        ? {}
+        : {
+            clusterNodes: parsed.REDIS_CLUSTER_NODES.split(',').map((node) => {
+              const at = node.lastIndexOf(':')
+              return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+            })
+          }),
+      keyPrefix: parsed.REDIS_KEY_PREFIX,
+      maxConversations: parsed.MEMORY_STORE_MAX_CONVERSATIONS,
+      ttlMs: parsed.CONVERSATION_TTL_MS,
+      maxLogEvents: parsed.EVENT_LOG_MAX_EVENTS
+    }
   })
 }
 

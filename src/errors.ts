@@ -33,6 +33,9 @@ export const errorSpecs = {
   GW_ERR_RESPONSE_ACTIVE: { wire: 'conversation_already_has_active_response', type: 'invalid_request_error', message: 'Conversation already has an active response in progress: %s', status: 409 },
   GW_ERR_RESPONSE_NOT_ACTIVE: { wire: 'response_cancel_not_active', type: 'invalid_request_error', message: 'Cancellation failed: no active response found', status: 400 },
   GW_ERR_RESPONSE_LIMIT: { wire: 'too_many_responses', type: 'invalid_request_error', message: 'This session already runs MAX_CONCURRENT_RESPONSES (%s) responses', status: 429 },
+  GW_ERR_LEASE_LOST: { wire: 'lease_lost', type: 'server_error', message: 'The conversation lease was lost to another writer (fence %s)', status: 409 },
+  GW_ERR_STORE_UNAVAILABLE: { wire: 'store_unavailable', type: 'server_error', message: 'The conversation store is unavailable', status: 503 },
+  GW_ERR_RESUME_CURSOR_EXPIRED: { wire: 'resume_cursor_expired', type: 'invalid_request_error', message: 'resume_after %s is no longer in the event log; sending the conversation items instead', status: 410 },
   // Upstream: reported in response.done (status failed) — the socket stays usable.
   GW_ERR_PROVIDER_RATE_LIMITED: { wire: 'upstream_rate_limited', type: 'upstream_error', message: 'The upstream model provider is rate limiting requests', status: 429 },
   GW_ERR_PROVIDER_UNAVAILABLE: { wire: 'upstream_unavailable', type: 'upstream_error', message: 'The upstream model provider failed or could not be reached', status: 502 },

@@ -15,6 +15,8 @@ function Literals<const L extends string[]> (...values: L): TUnion<Array<TLitera
 const strict = { additionalProperties: false } as const
 
 const EventId = Opt(Str(256))
+/** Item ids travel inside stored JSON and log entries verbatim, so they stay in a safe alphabet. */
+const ItemId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' })
 const ItemStatus = Literals('completed', 'incomplete', 'in_progress')
 const MaxOutputTokens = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Literal('inf')])
 const Modalities = Type.Array(Literals('text', 'audio'), { maxItems: 2 })
@@ -30,7 +32,7 @@ export const ContentPartSchema = Type.Object({
 }, strict)
 
 const ItemBase = {
-  id: Opt(Type.String({ minLength: 1, maxLength: 64 })),
+  id: Opt(ItemId),
   object: Opt(Type.Literal('realtime.item')),
   status: Opt(ItemStatus)
 }
@@ -136,11 +138,11 @@ export const ClientEventSchemas = {
   'conversation.item.create': Type.Object({
     type: Type.Literal('conversation.item.create'),
     event_id: EventId,
-    previous_item_id: Opt(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
+    previous_item_id: Opt(Type.Union([ItemId, Type.Null()])),
     item: Type.Object({ type: Type.String() })
   }, strict),
-  'conversation.item.retrieve': Type.Object({ type: Type.Literal('conversation.item.retrieve'), event_id: EventId, item_id: Type.String({ minLength: 1, maxLength: 64 }) }, strict),
-  'conversation.item.delete': Type.Object({ type: Type.Literal('conversation.item.delete'), event_id: EventId, item_id: Type.String({ minLength: 1, maxLength: 64 }) }, strict),
+  'conversation.item.retrieve': Type.Object({ type: Type.Literal('conversation.item.retrieve'), event_id: EventId, item_id: ItemId }, strict),
+  'conversation.item.delete': Type.Object({ type: Type.Literal('conversation.item.delete'), event_id: EventId, item_id: ItemId }, strict),
   'response.create': Type.Object({ type: Type.Literal('response.create'), event_id: EventId, response: Opt(ResponseParamsSchema) }, strict),
   'response.cancel': Type.Object({ type: Type.Literal('response.cancel'), event_id: EventId, response_id: Opt(Type.String({ maxLength: 128 })) }, strict)
 } as const

@@ -5,26 +5,29 @@
 import { isGatewayError } from '../errors.js'
 import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
 import type { FinishReason, ModelProvider, ModelRequest, TokenUsage } from '../providers/provider.js'
+import { PREVIOUS_ITEM_MARKER, type ItemOp } from '../store/conversation-store.js'
 
 type MessageItem = Extract<Item, { type: 'message', role: 'assistant' }>
 type CallItem = Extract<Item, { type: 'function_call' }>
 
-/** Where a run's items go: the conversation (inserted when added, replaced when done) or nowhere. */
-export interface ItemSink {
-  /** Stores a new in-progress item; resolves the id of the item before it. */
-  added (item: Item): Promise<string | null>
-  /** Stores the item's final state. */
-  done (item: Item): Promise<void>
+/** Where a run's events go: the conversation's log (with the item change each describes), or one socket. */
+export interface ResponseSink {
+  /** Sends one event; `op` is the change to the conversation's items it describes. */
+  emit (event: OutgoingEvent, op?: ItemOp): void
+  /** The item's state changed (streamed text so far): keep it with the next write. */
+  touch (item: Item): void
 }
+
+/** `previous_item_id` of a conversation.item.added, filled in by the store atomically. */
+const PREVIOUS_ITEM = JSON.parse(PREVIOUS_ITEM_MARKER) as string
 
 export interface ResponseRunOptions {
   readonly id: string
   readonly provider: ModelProvider
   readonly request: ModelRequest
-  readonly emit: (event: OutgoingEvent) => void
+  readonly sink: ResponseSink
   readonly newItemId: () => string
   /** `null`: an out-of-band response; its items join no conversation. */
-  readonly items: ItemSink | null
   readonly conversationId: string | null
   readonly metadata: Record<string, string> | null
   readonly maxOutputTokens: number | 'inf'
@@ -37,6 +40,11 @@ interface OpenCall { readonly item: CallItem, readonly outputIndex: number }
 
 export class ResponseRun {
   readonly id: string
+  /** The same id, as the hub knows runs. */
+  get responseId (): string {
+    return this.id
+  }
+
   readonly #controller = new AbortController()
   readonly #options: ResponseRunOptions
   readonly #output: Item[] = []
@@ -52,7 +60,7 @@ export class ResponseRun {
 
   /** Whether the response joins the conversation (not out-of-band). */
   get inConversation (): boolean {
-    return this.#options.items !== null
+    return this.#options.conversationId !== null
   }
 
   /** Stops the upstream request at once. `clientCancelled`: the client asked (response.cancel). */
@@ -63,20 +71,20 @@ export class ResponseRun {
 
   /** Runs to the end and resolves the final response; never rejects. */
   async run (): Promise<ResponseResource> {
-    const { emit } = this.#options
+    const emit = this.#emit
     emit({ type: 'response.created', response: this.#resource('in_progress') })
     let finish: FinishReason | undefined
     let failure: unknown
     try {
       for await (const event of this.#options.provider.stream(this.#options.request, this.#controller.signal)) {
         switch (event.type) {
-          case 'text': await this.#onText(event.delta); break
-          case 'tool_call': await this.#onToolCall(event.index, event.callId, event.name); break
+          case 'text': this.#onText(event.delta); break
+          case 'tool_call': this.#onToolCall(event.index, event.callId, event.name); break
           case 'tool_call_arguments': this.#onArguments(event.index, event.delta); break
           case 'usage': this.#usage = event.usage; break
           case 'finish':
             finish = event.reason
-            await this.#closeItems(finish === 'stop' || finish === 'tool_calls' ? 'completed' : 'incomplete')
+            this.#closeItems(finish === 'stop' || finish === 'tool_calls' ? 'completed' : 'incomplete')
             break
         }
       }
@@ -87,7 +95,7 @@ export class ResponseRun {
       }
     }
     // The SDK's iterator ends quietly on abort: the outcome comes from our own state.
-    await this.#closeItems('incomplete')
+    this.#closeItems('incomplete')
     const response = this.#final(finish, failure)
     emit({ type: 'response.done', response })
     return response
@@ -135,34 +143,37 @@ export class ResponseRun {
     }
   }
 
-  async #addItem (item: Item): Promise<number> {
+  readonly #emit = (event: OutgoingEvent, op?: ItemOp): void => this.#options.sink.emit(event, op)
+
+  #addItem (item: Item): number {
     const outputIndex = this.#output.push(item) - 1
-    const { emit } = this.#options
-    emit({ type: 'response.output_item.added', response_id: this.id, output_index: outputIndex, item: structuredClone(item) })
-    const sink = this.#options.items
-    if (sink !== null) {
-      const previous = await sink.added(item)
-      emit({ type: 'conversation.item.added', previous_item_id: previous, item: structuredClone(item) })
+    this.#emit({ type: 'response.output_item.added', response_id: this.id, output_index: outputIndex, item: structuredClone(item) })
+    if (this.inConversation) {
+      this.#emit({ type: 'conversation.item.added', previous_item_id: PREVIOUS_ITEM, item: structuredClone(item) }, { op: 'insert', item: structuredClone(item) })
     }
     return outputIndex
   }
 
-  async #onText (delta: string): Promise<void> {
+  #onText (delta: string): void {
     let open = this.#text
     if (open === undefined) {
       const item: MessageItem = { id: this.#options.newItemId(), object: 'realtime.item', type: 'message', role: 'assistant', status: 'in_progress', content: [] }
-      const outputIndex = await this.#addItem(item)
+      const outputIndex = this.#addItem(item)
       open = this.#text = { item, outputIndex, text: '' }
-      this.#options.emit({ type: 'response.content_part.added', response_id: this.id, item_id: item.id, output_index: outputIndex, content_index: 0, part: { type: 'text', text: '' } })
+      this.#emit({ type: 'response.content_part.added', response_id: this.id, item_id: item.id, output_index: outputIndex, content_index: 0, part: { type: 'text', text: '' } })
     }
     open.text += delta
-    this.#options.emit({ type: 'response.output_text.delta', response_id: this.id, item_id: open.item.id, output_index: open.outputIndex, content_index: 0, delta })
+    this.#emit({ type: 'response.output_text.delta', response_id: this.id, item_id: open.item.id, output_index: open.outputIndex, content_index: 0, delta })
+    if (this.inConversation) {
+      open.item.content = [{ type: 'output_text', text: open.text }]
+      this.#options.sink.touch(open.item)
+    }
   }
 
-  async #onToolCall (index: number, callId: string, name: string): Promise<void> {
+  #onToolCall (index: number, callId: string, name: string): void {
     if (this.#calls.has(index)) return
     const item: CallItem = { id: this.#options.newItemId(), object: 'realtime.item', type: 'function_call', status: 'in_progress', call_id: callId, name, arguments: '' }
-    const outputIndex = await this.#addItem(item)
+    const outputIndex = this.#addItem(item)
     this.#calls.set(index, { item, outputIndex })
   }
 
@@ -170,32 +181,42 @@ export class ResponseRun {
     const open = this.#calls.get(index)
     if (open === undefined) return
     open.item.arguments += delta
-    this.#options.emit({ type: 'response.function_call_arguments.delta', response_id: this.id, item_id: open.item.id, output_index: open.outputIndex, call_id: open.item.call_id, delta })
+    this.#emit({ type: 'response.function_call_arguments.delta', response_id: this.id, item_id: open.item.id, output_index: open.outputIndex, call_id: open.item.call_id, delta })
+    if (this.inConversation) this.#options.sink.touch(open.item)
   }
 
   /** Ends every open item, in output order, with the events the Realtime API sends for each. */
-  async #closeItems (status: 'completed' | 'incomplete'): Promise<void> {
+  #closeItems (status: 'completed' | 'incomplete'): void {
     const open: Array<OpenText | OpenCall> = [...(this.#text ? [this.#text] : []), ...this.#calls.values()]
     this.#text = undefined
     this.#calls.clear()
     open.sort((a, b) => a.outputIndex - b.outputIndex)
-    const { emit } = this.#options
     for (const entry of open) {
-      const base = { response_id: this.id, item_id: entry.item.id, output_index: entry.outputIndex }
-      if ('text' in entry) {
-        emit({ type: 'response.output_text.done', ...base, content_index: 0, text: entry.text })
-        emit({ type: 'response.content_part.done', ...base, content_index: 0, part: { type: 'text', text: entry.text } })
-        entry.item.content = [{ type: 'output_text', text: entry.text }]
-      } else {
-        emit({ type: 'response.function_call_arguments.done', ...base, call_id: entry.item.call_id, name: entry.item.name, arguments: entry.item.arguments })
-      }
+      if ('text' in entry) entry.item.content = [{ type: 'output_text', text: entry.text }]
       entry.item.status = status
       this.#output[entry.outputIndex] = entry.item
-      emit({ type: 'response.output_item.done', response_id: this.id, output_index: entry.outputIndex, item: structuredClone(entry.item) })
-      if (this.#options.items !== null) {
-        await this.#options.items.done(entry.item)
-        emit({ type: 'conversation.item.done', item: structuredClone(entry.item) })
+      for (const event of closingEvents(this.id, entry.item, entry.outputIndex, this.inConversation)) {
+        this.#emit(event, event.type === 'conversation.item.done' ? { op: 'replace', item: structuredClone(entry.item) } : undefined)
       }
     }
   }
+}
+
+/**
+ * The events that end one output item, already in its final state: the text or arguments
+ * done, the part done, the item done, and (in a conversation) conversation.item.done.
+ */
+export function closingEvents (responseId: string, item: Item, outputIndex: number, inConversation: boolean): OutgoingEvent[] {
+  const base = { response_id: responseId, item_id: item.id, output_index: outputIndex }
+  const events: OutgoingEvent[] = []
+  if (item.type === 'message') {
+    const text = item.content.map((part) => part.text ?? '').join('')
+    events.push({ type: 'response.output_text.done', ...base, content_index: 0, text })
+    events.push({ type: 'response.content_part.done', ...base, content_index: 0, part: { type: 'text', text } })
+  } else if (item.type === 'function_call') {
+    events.push({ type: 'response.function_call_arguments.done', ...base, call_id: item.call_id, name: item.name, arguments: item.arguments })
+  }
+  events.push({ type: 'response.output_item.done', response_id: responseId, output_index: outputIndex, item: structuredClone(item) })
+  if (inConversation) events.push({ type: 'conversation.item.done', item: structuredClone(item) })
+  return events
 }

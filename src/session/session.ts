@@ -1,53 +1,83 @@
 /**
- * One client connection: decodes its events, keeps its session config, runs its responses and
- * sends every server event through one backpressure-checked path. Framework-free: it sees a
- * SessionSocket, a ModelProvider and a ConversationStore, nothing else.
+ * One client connection: decodes its events, keeps its session config, attaches to a
+ * conversation (new, or stored on any instance, optionally resuming from an event cursor),
+ * runs its responses under the conversation's lease and sends every server event through one
+ * backpressure-checked path. Framework-free: it sees a SessionSocket, a ModelProvider and the
+ * store interfaces, nothing else.
  */
-import type { Log } from '../logger.js'
+import { randomBytes } from 'node:crypto'
 import type { SessionLimits } from '../config.js'
+import { ConversationHubs, type HubMember } from '../conversation/hub.js'
+import { EventCursor } from '../conversation/event-cursor.js'
+import { toChatMessages } from '../conversation/history.js'
+import { ConversationWriter } from '../conversation/writer.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
 import { idSequence, newId } from '../ids.js'
-import { toChatMessages } from '../conversation/history.js'
+import type { Log } from '../logger.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { encode, type Codec } from '../protocol/codec.js'
 import type { ClientEvent, FunctionTool, GatewaySession, Item, ItemInput, OutgoingEvent, SessionPatch, ToolChoice } from '../protocol/events.js'
 import type { ChatTool, ChatToolChoice, ModelProvider, ModelRequest } from '../providers/provider.js'
-import type { ConversationStore } from '../store/conversation-store.js'
-import { ResponseRun, type ItemSink } from './response-run.js'
+import { PREVIOUS_ITEM_MARKER, parseEventId, type Backend, type Snapshot } from '../store/conversation-store.js'
+import { ResponseRun, closingEvents, type ResponseSink } from './response-run.js'
 import type { SessionSocket } from './socket.js'
+
+export interface ConversationLimits {
+  /** How long a response's lease lives without a refresh, in ms (LEASE_TTL_MS). */
+  readonly leaseTtlMs: number
+  /** What a reply does when the socket that asked for it goes away. */
+  readonly onDisconnect: 'continue' | 'cancel'
+}
 
 export interface SessionOptions {
   readonly id: string
   readonly socket: SessionSocket
   readonly codec: Codec
-  readonly store: ConversationStore
+  readonly backend: Backend
+  readonly hubs: ConversationHubs
+  /** Names this gateway instance in leases. */
+  readonly instanceId: string
   readonly provider: ModelProvider
   readonly tenant: string
   /** The model the client asked for: the `model` query parameter, else DEFAULT_MODEL. */
   readonly model: string
   /** Stands in for realtime-only model names (gpt-realtime…), which no Chat upstream serves. */
   readonly defaultModel: string
-  readonly limits: SessionLimits
+  readonly limits: SessionLimits & ConversationLimits
   readonly log: Log
+  /** Attach to a stored conversation instead of creating one; resume after an event cursor. */
+  readonly attach?: { readonly conversationId: string, readonly resumeAfter?: string }
 }
 
 type EventOf<T extends ClientEvent['type']> = Extract<ClientEvent, { type: T }>
 
 /** A session lives for 1 hour in the Realtime API; we report the same horizon. */
 const SESSION_HORIZON_S = 3600
+/** `previous_item_id` value the store fills in atomically. */
+const PREVIOUS_ITEM = JSON.parse(PREVIOUS_ITEM_MARKER) as string
+/** Recognises the type of a stamped log event without parsing it. */
+const RESPONSE_BOUNDARY = /^\{"event_id":"[^"]+","type":"response\.(created|done)"/
 
 export class Session {
   readonly id: string
   readonly #options: SessionOptions
   readonly #nextEventId = idSequence('event')
-  readonly #responses = new Map<string, ResponseRun>()
+  /** Out-of-band responses of this socket (in-conversation ones live in the hub). */
+  readonly #localRuns = new Map<string, ResponseRun>()
+  /** In-conversation responses this socket started (for ON_DISCONNECT=cancel). */
+  readonly #started = new Set<string>()
   readonly #openedAt = Date.now()
+  readonly #cursor: EventCursor
+  readonly #member: HubMember
   #log: Log
   #config: GatewaySession
   #conversationId = ''
+  #joined = false
   #queue: Promise<void>
   #turns = 0
   #closed = false
+  /** Fires when a response seen on the feed goes quiet: its generator may have died. */
+  #watchdog: NodeJS.Timeout | undefined
 
   constructor (options: SessionOptions) {
     this.id = options.id
@@ -70,7 +100,19 @@ export class Session {
       conversation_id: '',
       expires_at: Math.floor(this.#openedAt / 1000) + SESSION_HORIZON_S
     }
-    this.#queue = this.#open()
+    this.#cursor = new EventCursor({
+      send: (event) => this.#deliver(event),
+      readLog: async (afterSeq) => this.#options.backend.conversations.readLog(this.#conversationId, afterSeq),
+      onFillError: (err) => this.#sendError(this.#asGatewayError(err), undefined)
+    })
+    this.#member = {
+      deliver: (firstSeq, events) => this.#cursor.push(firstSeq, events),
+      resync: () => this.#cursor.resync()
+    }
+    this.#queue = this.#open().catch((err: unknown) => {
+      this.#log.error({ err }, 'session open failed')
+      this.close(CloseCodes.INTERNAL_ERROR, 'conversation store unavailable')
+    })
   }
 
   /** The conversation this session is attached to ('' until opened). */
@@ -96,11 +138,16 @@ export class Session {
     })
   }
 
-  /** The connection is gone: stop every response (and its upstream request). */
+  /** The connection is gone. Replies keep generating for other sockets unless ON_DISCONNECT=cancel. */
   closed (code: number): void {
     if (this.#closed) return
     this.#closed = true
-    for (const run of this.#responses.values()) run.abort(false)
+    clearTimeout(this.#watchdog)
+    for (const run of this.#localRuns.values()) run.abort(false)
+    if (this.#options.limits.onDisconnect === 'cancel') {
+      for (const responseId of this.#started) this.#options.hubs.localRun(this.#conversationId, responseId)?.abort(false)
+    }
+    if (this.#joined) this.#options.hubs.leave(this.#conversationId, this.#member)
     this.#log.info({ code, durationMs: Date.now() - this.#openedAt, turns: this.#turns }, 'session closed')
   }
 
@@ -111,17 +158,56 @@ export class Session {
   }
 
   async #open (): Promise<void> {
-    try {
-      this.#conversationId = await this.#options.store.create(this.#options.tenant)
-    } catch (err) {
-      this.#log.error({ err }, 'conversation create failed')
-      this.close(CloseCodes.INTERNAL_ERROR, 'conversation store unavailable')
-      return
+    const { backend, hubs, tenant, attach } = this.#options
+    if (attach === undefined) {
+      this.#conversationId = newId('conv')
+      await backend.conversations.create(this.#conversationId, tenant, randomBytes(5).toString('hex'))
+    } else {
+      this.#conversationId = attach.conversationId
     }
+    // Subscribe before reading: events after the snapshot wait in the cursor, none fall between.
+    await hubs.join(this.#conversationId, this.#member)
+    this.#joined = true
+    if (this.#closed) return hubs.leave(this.#conversationId, this.#member)
     this.#config.conversation_id = this.#conversationId
     this.#log = this.#log.child({ conversationId: this.#conversationId })
-    this.#log.info({ model: this.#config.model }, 'session opened')
+
+    if (attach === undefined) {
+      this.#log.info({ model: this.#config.model }, 'session opened')
+      this.#emit({ type: 'session.created', session: this.#config })
+      this.#cursor.start(0)
+      return
+    }
+    const snapshot = await backend.conversations.snapshot(this.#conversationId, tenant)
+    if (snapshot === undefined) {
+      this.#sendError(gatewayError('GW_ERR_CONVERSATION_NOT_FOUND', [attach.conversationId], { param: 'conversation_id' }), undefined)
+      this.close(CloseCodes.CONVERSATION_NOT_FOUND, 'conversation not found')
+      return
+    }
+    this.#log.info({ model: this.#config.model, resume: attach.resumeAfter !== undefined }, 'session attached')
     this.#emit({ type: 'session.created', session: this.#config })
+    this.#replay(snapshot, attach.resumeAfter)
+    if (snapshot.active !== undefined && !snapshot.leased) this.#recoverOrphan()
+  }
+
+  /** Brings an attaching client up to date: from its cursor, or the items and any reply in flight. */
+  #replay (snapshot: Snapshot, resumeAfter: string | undefined): void {
+    if (resumeAfter !== undefined) {
+      const cursor = parseEventId(resumeAfter)
+      if (cursor !== undefined && cursor.epoch === snapshot.epoch && cursor.seq >= snapshot.firstSeq - 1 && cursor.seq <= snapshot.lastSeq) {
+        this.#cursor.start(cursor.seq)
+        return
+      }
+      this.#sendError(gatewayError('GW_ERR_RESUME_CURSOR_EXPIRED', [JSON.stringify(resumeAfter.slice(0, 64))], { param: 'resume_after' }), undefined)
+    }
+    const inFlight = new Set(snapshot.active?.itemIds ?? [])
+    let previous: string | null = null
+    for (const item of snapshot.items) {
+      if (!inFlight.has(item.id)) this.#emit({ type: 'conversation.item.done', previous_item_id: previous, item })
+      previous = item.id
+    }
+    // A reply being generated continues from its response.created, then its live tail.
+    this.#cursor.start(snapshot.active === undefined ? snapshot.lastSeq : Math.max(snapshot.active.seq - 1, snapshot.firstSeq - 1))
   }
 
   async #handle (event: ClientEvent): Promise<void> {
@@ -153,17 +239,17 @@ export class Session {
 
   async #createItem (event: EventOf<'conversation.item.create'>): Promise<void> {
     const item = toItem(event.item, newId('item'))
-    const store = this.#options.store
     if (item.type === 'function_call_output') {
       const items = await this.#items()
       if (!items.some((i) => i.type === 'function_call' && i.call_id === item.call_id)) {
         throw gatewayError('GW_ERR_TOOL_CALL_NOT_FOUND', [item.call_id], { param: 'item.call_id' })
       }
     }
-    const previous = event.previous_item_id === 'root' ? null : event.previous_item_id ?? undefined
-    const previousItemId = await store.insert(this.#conversationId, item, previous)
-    this.#emit({ type: 'conversation.item.added', previous_item_id: previousItemId, item })
-    this.#emit({ type: 'conversation.item.done', previous_item_id: previousItemId, item })
+    const after = event.previous_item_id === 'root' ? null : event.previous_item_id ?? undefined
+    await this.#append([
+      { type: 'conversation.item.added', previous_item_id: PREVIOUS_ITEM, item },
+      { type: 'conversation.item.done', previous_item_id: PREVIOUS_ITEM, item }
+    ], { op: 'insert', item, ...(after === undefined ? {} : { after }) })
   }
 
   async #retrieveItem (event: EventOf<'conversation.item.retrieve'>): Promise<void> {
@@ -173,31 +259,190 @@ export class Session {
   }
 
   async #deleteItem (event: EventOf<'conversation.item.delete'>): Promise<void> {
-    const deleted = await this.#options.store.delete(this.#conversationId, event.item_id)
-    if (!deleted) throw gatewayError('GW_ERR_ITEM_NOT_FOUND', [event.item_id], { param: 'item_id' })
-    this.#emit({ type: 'conversation.item.deleted', item_id: event.item_id })
+    await this.#append([{ type: 'conversation.item.deleted', item_id: event.item_id }], { op: 'delete', itemId: event.item_id })
+  }
+
+  /** A client's change to the conversation: one unfenced append, delivered here at once. */
+  async #append (events: OutgoingEvent[], op: Parameters<ConversationWriter['emit']>[1]): Promise<void> {
+    const result = await this.#options.backend.conversations.append(this.#conversationId, {
+      events: events.map((e) => JSON.stringify(e)),
+      ...(op === undefined ? {} : { ops: [op] })
+    })
+    this.#options.hubs.deliverLocal(this.#conversationId, result)
   }
 
   async #createResponse (event: EventOf<'response.create'>): Promise<void> {
     const params = event.response ?? {}
     const inConversation = params.conversation !== 'none'
     const limits = this.#options.limits
-    if (inConversation) {
-      const active = [...this.#responses.values()].find((run) => run.inConversation)
-      if (active !== undefined) throw gatewayError('GW_ERR_RESPONSE_ACTIVE', [active.id])
-    }
-    if (this.#responses.size >= limits.maxConcurrentResponses) throw gatewayError('GW_ERR_RESPONSE_LIMIT', [limits.maxConcurrentResponses])
+    if (this.#localRuns.size + this.#started.size >= limits.maxConcurrentResponses) throw gatewayError('GW_ERR_RESPONSE_LIMIT', [limits.maxConcurrentResponses])
+    const id = newId('resp')
+    const log = this.#log.child({ responseId: id })
 
-    const context = params.input === undefined
-      ? await this.#items()
-      : params.input.map((input) => toItem(input, newId('item')))
+    let fence: number | undefined
+    if (inConversation) {
+      const grant = await this.#options.backend.leases.acquire(this.#conversationId, this.#options.instanceId, id, limits.leaseTtlMs)
+      if (!grant.granted) throw gatewayError('GW_ERR_RESPONSE_ACTIVE', [grant.holderResponseId])
+      fence = grant.fence
+      if (grant.orphan !== undefined) {
+        log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
+        await this.#endOrphan(grant.orphan, fence)
+      }
+    }
+
+    try {
+      const context = params.input === undefined ? await this.#items() : params.input.map((input) => toItem(input, newId('item')))
+      const request = this.#request(params, context)
+      const maxOutputTokens = params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf'
+      const writer = fence === undefined ? undefined : this.#writer(fence)
+      const run = new ResponseRun({
+        id,
+        provider: this.#options.provider,
+        request,
+        sink: writer === undefined ? this.#localSink() : this.#logSink(writer, id),
+        newItemId: () => newId('item'),
+        conversationId: inConversation ? this.#conversationId : null,
+        metadata: params.metadata ?? null,
+        maxOutputTokens,
+        onError: (err) => log.warn({ err }, 'response failed upstream')
+      })
+      this.#turns++
+      if (writer === undefined || fence === undefined) {
+        this.#localRuns.set(id, run)
+        run.run().finally(() => this.#localRuns.delete(id)).catch((err: unknown) => log.error({ err }, 'response run crashed'))
+        return
+      }
+      this.#started.add(id)
+      await this.#options.hubs.addRun(this.#conversationId, run)
+      this.#options.hubs.track(this.#drive(run, writer, fence, log).finally(() => this.#started.delete(id)))
+    } catch (err) {
+      if (fence !== undefined) await this.#options.backend.leases.release(this.#conversationId, fence)
+      throw err
+    }
+  }
+
+  /** Runs a conversation response to its end under the lease: refreshes it, stops if it is lost. */
+  async #drive (run: ResponseRun, writer: ConversationWriter, fence: number, log: Log): Promise<void> {
+    const { backend, hubs, limits } = this.#options
+    const conversationId = this.#conversationId
+    const refresh = setInterval(() => {
+      backend.leases.refresh(conversationId, fence, limits.leaseTtlMs).then((held) => {
+        if (!held) {
+          log.warn({ fence }, 'lease lost; stopping the response')
+          run.abort(false)
+        }
+      }, (err: unknown) => log.warn({ err }, 'lease refresh failed'))
+    }, Math.max(50, Math.floor(limits.leaseTtlMs / 3)))
+    try {
+      const response = await run.run()
+      await writer.flush()
+      log.debug({ status: response.status }, 'response done')
+    } catch (err) {
+      log.warn({ err }, 'response could not be written')
+    } finally {
+      clearInterval(refresh)
+      hubs.removeRun(conversationId, run.id)
+      await backend.leases.release(conversationId, fence).catch((err: unknown) => log.warn({ err }, 'lease release failed'))
+    }
+  }
+
+  #writer (fence: number): ConversationWriter {
+    const conversationId = this.#conversationId
+    return new ConversationWriter({
+      store: this.#options.backend.conversations,
+      conversationId,
+      fence,
+      onCommitted: (result) => this.#options.hubs.deliverLocal(conversationId, result),
+      onFailed: (err) => {
+        this.#log.warn({ err }, 'conversation write failed; stopping the response')
+        this.#options.hubs.localRun(conversationId)?.abort(false)
+      }
+    })
+  }
+
+  /** Events of a conversation response go to the log; response.created/done mark it active. */
+  #logSink (writer: ConversationWriter, responseId: string): ResponseSink {
+    return {
+      emit: (event, op) => {
+        const active = event.type === 'response.created'
+          ? { responseId, state: 'start' as const }
+          : event.type === 'response.done' ? { responseId, state: 'end' as const } : undefined
+        writer.emit(JSON.stringify(event), op, active)
+      },
+      touch: (item) => writer.touch(item)
+    }
+  }
+
+  /** Out-of-band responses go to this socket only. */
+  #localSink (): ResponseSink {
+    return { emit: (event) => this.#emit(event), touch: () => {} }
+  }
+
+  /** Ends a response whose instance died: its open items end incomplete, then response.done. */
+  async #endOrphan (orphan: { responseId: string, items: Item[] }, fence: number): Promise<void> {
+    const writer = this.#writer(fence)
+    const output = orphan.items.map((item) => ({ ...item, status: 'incomplete' as const }))
+    for (const [index, item] of output.entries()) {
+      for (const event of closingEvents(orphan.responseId, item, index, true)) {
+        writer.emit(JSON.stringify(event), event.type === 'conversation.item.done' ? { op: 'replace', item } : undefined)
+      }
+    }
+    const done: OutgoingEvent = {
+      type: 'response.done',
+      response: {
+        id: orphan.responseId,
+        object: 'realtime.response',
+        status: 'incomplete',
+        status_details: { type: 'incomplete', error: { type: 'server_error', code: 'generator_lost' } },
+        output,
+        conversation_id: this.#conversationId,
+        output_modalities: ['text']
+      }
+    }
+    writer.emit(JSON.stringify(done), undefined, { responseId: orphan.responseId, state: 'end' })
+    await writer.flush()
+  }
+
+  /** Another instance's response is active without a lease: take over just long enough to end it. */
+  #recoverOrphan (): void {
+    const { backend, instanceId, limits } = this.#options
+    const conversationId = this.#conversationId
+    const recovery = newId('recovery')
+    backend.leases.acquire(conversationId, instanceId, recovery, limits.leaseTtlMs).then(async (grant) => {
+      if (!grant.granted) return
+      try {
+        if (grant.orphan !== undefined) {
+          this.#log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
+          await this.#endOrphan(grant.orphan, grant.fence)
+        }
+      } finally {
+        await backend.leases.release(conversationId, grant.fence)
+      }
+    }).catch((err: unknown) => this.#log.warn({ err }, 'orphan recovery failed'))
+  }
+
+  async #cancelResponse (event: EventOf<'response.cancel'>): Promise<void> {
+    const local = event.response_id === undefined
+      ? this.#options.hubs.localRun(this.#conversationId) ?? [...this.#localRuns.values()].at(-1)
+      : this.#options.hubs.localRun(this.#conversationId, event.response_id) ?? this.#localRuns.get(event.response_id)
+    if (local !== undefined) return local.abort(true)
+    // Maybe it runs on another instance: the conversation's snapshot knows.
+    const snapshot = await this.#snapshot()
+    const active = snapshot.active?.responseId
+    if (active === undefined || (event.response_id !== undefined && event.response_id !== active)) {
+      throw gatewayError('GW_ERR_RESPONSE_NOT_ACTIVE', [], event.response_id === undefined ? {} : { param: 'response_id' })
+    }
+    await this.#options.backend.live.publishCancel(this.#conversationId, active)
+  }
+
+  #request (params: NonNullable<EventOf<'response.create'>['response']>, context: Item[]): ModelRequest {
     const config = this.#config
     const tools = params.tools ?? config.tools?.filter((tool): tool is FunctionTool => tool.type === 'function') ?? []
     const toolChoice = params.tool_choice ?? config.tool_choice
     const maxOutputTokens = params.max_output_tokens ?? config.max_output_tokens ?? 'inf'
     const temperature = params.temperature ?? config.temperature
     const parallel = params.parallel_tool_calls ?? config.parallel_tool_calls
-    const request: ModelRequest = {
+    return {
       model: this.#upstreamModel(params.model ?? config.model),
       messages: toChatMessages(context, params.instructions ?? config.instructions),
       ...(tools.length > 0 ? { tools: tools.map(toChatTool) } : {}),
@@ -206,61 +451,55 @@ export class Session {
       ...(temperature === undefined ? {} : { temperature }),
       ...(maxOutputTokens === 'inf' ? {} : { maxOutputTokens })
     }
-
-    const id = newId('resp')
-    const log = this.#log.child({ responseId: id })
-    const run = new ResponseRun({
-      id,
-      provider: this.#options.provider,
-      request,
-      emit: (e) => this.#emit(e),
-      newItemId: () => newId('item'),
-      items: inConversation ? this.#itemSink() : null,
-      conversationId: inConversation ? this.#conversationId : null,
-      metadata: params.metadata ?? null,
-      maxOutputTokens,
-      onError: (err) => log.warn({ err }, 'response failed upstream')
-    })
-    this.#responses.set(id, run)
-    this.#turns++
-    run.run()
-      .then((response) => log.debug({ status: response.status }, 'response done'))
-      .catch((err: unknown) => log.error({ err }, 'response run crashed'))
-      .finally(() => this.#responses.delete(id))
-  }
-
-  #cancelResponse (event: EventOf<'response.cancel'>): void {
-    const run = event.response_id === undefined
-      ? [...this.#responses.values()].find((r) => r.inConversation) ?? [...this.#responses.values()].at(-1)
-      : this.#responses.get(event.response_id)
-    if (run === undefined) throw gatewayError('GW_ERR_RESPONSE_NOT_ACTIVE', [], event.response_id === undefined ? {} : { param: 'response_id' })
-    run.abort(true)
   }
 
   #upstreamModel (model: string): string {
     return /realtime|^gpt-audio/.test(model) ? this.#options.defaultModel : model
   }
 
-  #itemSink (): ItemSink {
-    const store = this.#options.store
-    const conversationId = this.#conversationId
-    return {
-      added: async (item) => store.insert(conversationId, item),
-      done: async (item) => { await store.replace(conversationId, item) }
-    }
+  async #snapshot (): Promise<Snapshot> {
+    const snapshot = await this.#options.backend.conversations.snapshot(this.#conversationId, this.#options.tenant)
+    if (snapshot === undefined) throw gatewayError('GW_ERR_CONVERSATION_NOT_FOUND', [this.#conversationId])
+    return snapshot
   }
 
   async #items (): Promise<Item[]> {
-    const items = await this.#options.store.items(this.#conversationId, this.#options.tenant)
-    if (items === undefined) throw gatewayError('GW_ERR_CONVERSATION_NOT_FOUND', [this.#conversationId])
-    return items
+    return (await this.#snapshot()).items
   }
 
-  /** The single exit for server events: stamps event_id, enforces MAX_PENDING_BYTES. */
+  /** A log event for this socket (already stamped with its cursor event_id). */
+  #deliver (event: string): void {
+    this.#watch(event)
+    this.#sendFrame(event)
+  }
+
+  /**
+   * Watches response boundaries on the feed: a response generated elsewhere that goes silent for
+   * two lease lifetimes may have lost its instance; then this session checks and ends it.
+   */
+  #watch (event: string): void {
+    const boundary = RESPONSE_BOUNDARY.exec(event)?.[1]
+    if (boundary === 'done') {
+      clearTimeout(this.#watchdog)
+      this.#watchdog = undefined
+    } else if (boundary === 'created' || this.#watchdog !== undefined) {
+      clearTimeout(this.#watchdog)
+      this.#watchdog = setTimeout(() => {
+        this.#watchdog = undefined
+        if (!this.#closed && this.#options.hubs.localRun(this.#conversationId) === undefined) this.#recoverOrphan()
+      }, this.#options.limits.leaseTtlMs * 2).unref()
+    }
+  }
+
+  /** A session-local event (session.*, errors, replays): stamps a non-cursor event_id. */
   #emit (event: OutgoingEvent): void {
+    this.#sendFrame(encode({ event_id: this.#nextEventId(), ...event }))
+  }
+
+  /** The single exit to the socket: enforces MAX_PENDING_BYTES. */
+  #sendFrame (frame: string): void {
     const socket = this.#options.socket
     if (!socket.isOpen) return
-    const frame = encode({ event_id: this.#nextEventId(), ...event })
     if (socket.bufferedAmount + frame.length > this.#options.limits.maxPendingBytes) {
       this.#log.warn({ bufferedAmount: socket.bufferedAmount }, 'slow consumer')
       this.close(CloseCodes.SLOW_CONSUMER, 'client reads too slowly (MAX_PENDING_BYTES)')
@@ -285,7 +524,8 @@ export class Session {
 
 /** A client item as stored: id given or generated, `object` and `status` set, parts normalised. */
 function toItem (input: ItemInput, generatedId: string): Item {
-  const meta = { id: input.id ?? generatedId, object: 'realtime.item' as const, status: input.status ?? 'completed' }
+  // A client's item is whole when it arrives; only the gateway streams items in progress.
+  const meta = { id: input.id ?? generatedId, object: 'realtime.item' as const, status: input.status === 'incomplete' ? 'incomplete' as const : 'completed' as const }
   switch (input.type) {
     case 'function_call':
       return { ...meta, type: 'function_call', call_id: input.call_id, name: input.name, arguments: input.arguments }

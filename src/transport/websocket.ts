@@ -11,17 +11,21 @@ import { gatewayError } from '../errors.js'
 import { newId } from '../ids.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { createCodec } from '../protocol/codec.js'
+import type { ConversationHubs } from '../conversation/hub.js'
 import type { ModelProvider } from '../providers/provider.js'
 import { Session } from '../session/session.js'
 import type { SessionManager } from '../session/session-manager.js'
 import type { SessionSocket } from '../session/socket.js'
-import type { ConversationStore } from '../store/conversation-store.js'
+import type { Backend } from '../store/conversation-store.js'
 import { authenticate } from './auth.js'
 
 export interface WebSocketTransportOptions {
   readonly config: Config
   readonly provider: ModelProvider
-  readonly store: ConversationStore
+  readonly backend: Backend
+  readonly hubs: ConversationHubs
+  /** Names this instance in conversation leases. */
+  readonly instanceId: string
   readonly sessions: SessionManager
 }
 
@@ -32,9 +36,15 @@ declare module 'fastify' {
   }
 }
 
-interface RealtimeQuery { model?: string }
+interface RealtimeQuery {
+  model?: string
+  /** Extension: attach to this stored conversation. */
+  conversation_id?: string
+  /** Extension: with conversation_id, deliver exactly the events after this event_id. */
+  resume_after?: string
+}
 
-const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, store, sessions }) => {
+const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions }) => {
   const codec = createCodec({ maxItemBytes: config.session.maxItemBytes })
   await app.register(websocket, {
     options: {
@@ -50,7 +60,16 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
 
   app.get<{ Querystring: RealtimeQuery }>('/v1/realtime', {
     websocket: true,
-    schema: { querystring: { type: 'object', properties: { model: { type: 'string', minLength: 1, maxLength: 256 } } } },
+    schema: {
+      querystring: {
+        type: 'object',
+        properties: {
+          model: { type: 'string', minLength: 1, maxLength: 256 },
+          conversation_id: { type: 'string', minLength: 1, maxLength: 128 },
+          resume_after: { type: 'string', minLength: 1, maxLength: 128 }
+        }
+      }
+    },
     preValidation: async (request, reply) => {
       const tenant = authenticate(request.headers, config.apiKeys)
       if (tenant === undefined) {
@@ -66,12 +85,16 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       return
     }
     const sessionId = newId('sess')
+    const { conversation_id: conversationId, resume_after: resumeAfter } = request.query
     const session = new Session({
       id: sessionId,
       socket: adapt(socket),
       codec,
-      store,
+      backend,
+      hubs,
+      instanceId,
       provider,
+      ...(conversationId === undefined ? {} : { attach: { conversationId, ...(resumeAfter === undefined ? {} : { resumeAfter }) } }),
       tenant: request.tenant,
       model: request.query.model ?? config.upstream.defaultModel,
       defaultModel: config.upstream.defaultModel,

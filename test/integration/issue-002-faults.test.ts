@@ -88,8 +88,8 @@ describe('one active response per conversation', () => {
 })
 
 describe('client disconnect', () => {
-  it('stops the upstream request', async () => {
-    gw = await startGateway()
+  it('stops the upstream request with ON_DISCONNECT=cancel', async () => {
+    gw = await startGateway({ env: { ON_DISCONNECT: 'cancel' } })
     gw.sim.enqueue({ text: 'a b c d e f g', failure: { kind: 'stall', afterChunks: 2 } })
     const client = await connect()
     client.send(userMessage('go'))
@@ -98,6 +98,24 @@ describe('client disconnect', () => {
     const upstream = gw.sim.requests[0]
     client.ws.terminate()
     expect(await upstream?.ended).toBe('aborted')
+  })
+
+  it('keeps generating by default, so a reconnecting client gets the whole reply', async () => {
+    gw = await startGateway()
+    gw.sim.enqueue({ text: 'one two three four five six seven eight', tokenDelayMs: 5 })
+    const client = await connect()
+    const conversationId = (client.events[0]?.['session'] as Record<string, string>)['conversation_id']
+    client.send(userMessage('go'))
+    client.send({ type: 'response.create' })
+    const firstDelta = await client.next('response.output_text.delta')
+    client.ws.terminate()
+    expect(await gw.sim.requests[0]?.ended).toBe('finished')
+
+    const back = await TestClient.connect(`${gw.url}&conversation_id=${conversationId}&resume_after=${firstDelta.event_id}`)
+    clients.push(back)
+    const rest = await back.until('response.done')
+    expect(String(firstDelta['delta']) + textOf(rest)).toBe('one two three four five six seven eight')
+    expect((rest.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
   })
 })
 

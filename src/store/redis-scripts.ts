@@ -1,0 +1,275 @@
+/**
+ * The Lua scripts behind RedisStore. Every mutation of a conversation is one script, so the
+ * items, the event log, the live feed and the lease can never disagree.
+ *
+ * All keys of one conversation share the hash tag `{c:<id>}`, so every script touches a
+ * single slot and runs unchanged on Redis Cluster:
+ *   `<prefix>{c:<id>}:meta`         hash: tenant, epoch, seq, fence, active, active_seq
+ *   `<prefix>{c:<id>}:order`        list of item ids, oldest first
+ *   `<prefix>{c:<id>}:items`        hash: item id → item JSON (stored verbatim, never re-encoded)
+ *   `<prefix>{c:<id>}:active_items` set: ids the active response inserted
+ *   `<prefix>{c:<id>}:events`       stream: entry id `0-<seq>`, one field `e` = stamped event JSON
+ *   `<prefix>{c:<id>}:lease`        string `<fence>|<owner>|<responseId>`, PX lease ttl
+ * Live channel `<prefix>{c:<id>}:live` carries `e|<firstSeq>\n<event>\n<event>…` (JSON never
+ * holds a raw newline) and `c|<responseId or empty>`.
+ *
+ * Item JSON is passed as its own ARGV string and stored as is: cjson would turn `[]` into `{}`.
+ * Errors are `redis.error_reply` strings: NOTFOUND, FENCED, DUPLICATE <id>, PREVNOTFOUND <id>,
+ * FULL, ITEMNOTFOUND <id> (redis-store.ts maps them to the error registry).
+ */
+import { PREVIOUS_ITEM_MARKER } from './conversation-store.js'
+
+/** Number of KEYS each script takes, in the order listed in its comment. */
+export const scriptKeyCount = {
+  create: 6,
+  snapshot: 6,
+  append: 6,
+  readLog: 2,
+  acquire: 5,
+  refresh: 1,
+  release: 1
+} as const
+
+/**
+ * Creates (or resets) a conversation. The fence survives a reset so an old lease holder can
+ * never match a new lease.
+ * KEYS: meta, order, items, active_items, events, lease
+ * ARGV: tenant, epoch, ttlMs
+ * Returns 1.
+ */
+export const CREATE_SCRIPT = `
+local fence = redis.call('HGET', KEYS[1], 'fence') or '0'
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('HSET', KEYS[1], 'tenant', ARGV[1], 'epoch', ARGV[2], 'seq', 0, 'fence', fence, 'active', '', 'active_seq', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`
+
+/**
+ * A consistent view of the conversation; refreshes the TTL of every key but the lease.
+ * KEYS: meta, order, items, active_items, events, lease
+ * ARGV: tenant, ttlMs
+ * Returns nil (unknown, expired or another tenant's) or
+ * { epoch, lastSeq, firstSeq, activeResponseId or '', activeSeq, leased 0/1, {item JSON…}, {active item id…} }.
+ */
+export const SNAPSHOT_SCRIPT = `
+local meta = redis.call('HMGET', KEYS[1], 'tenant', 'epoch', 'seq', 'active', 'active_seq')
+if not meta[1] or meta[1] ~= ARGV[1] then return false end
+local seq = tonumber(meta[3])
+local first = seq + 1
+local oldest = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', 1)
+if oldest[1] then first = tonumber(string.match(oldest[1][1], '%-(%d+)$')) end
+local order = redis.call('LRANGE', KEYS[2], 0, -1)
+local items = {}
+for i = 1, #order, 500 do
+  local chunk = {}
+  for j = i, math.min(i + 499, #order) do chunk[#chunk + 1] = order[j] end
+  local values = redis.call('HMGET', KEYS[3], unpack(chunk))
+  for k = 1, #chunk do
+    if values[k] then items[#items + 1] = values[k] end
+  end
+end
+local active = meta[4] or ''
+local activeItems = {}
+if active ~= '' then activeItems = redis.call('SMEMBERS', KEYS[4]) end
+local leased = redis.call('EXISTS', KEYS[6])
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+return { meta[2], seq, first, active, tonumber(meta[5] or '0'), leased, items, activeItems }
+`
+
+/**
+ * One atomic append: fence check, item ops (all validated first), events stamped and logged,
+ * active-response bookkeeping, TTL refresh, live publish.
+ * KEYS: meta, order, items, active_items, events, lease
+ * ARGV: 1 ttlMs, 2 maxLogLen, 3 maxItems, 4 fence or '', 5 active state ('start' | 'end' | ''),
+ *       6 active responseId or '', 7 live channel, 8 op count N,
+ *       then 4 per op: kind ('insert' | 'replace' | 'delete'), item id,
+ *         position (insert: '$' end, '^' start, '>' .. id after that id; else ''), item JSON or '',
+ *       then the events (JSON objects without event_id).
+ * Returns { firstSeq, previous ('' no insert, '^' first insert went first, '=' .. id), {stamped…} }.
+ */
+export const APPEND_SCRIPT = `
+local meta = KEYS[1]
+if redis.call('EXISTS', meta) == 0 then return redis.error_reply('NOTFOUND') end
+local fence = ARGV[4]
+if fence ~= '' then
+  local lease = redis.call('GET', KEYS[6])
+  if not lease or string.match(lease, '^(%d+)|') ~= fence then return redis.error_reply('FENCED') end
+end
+local maxItems = tonumber(ARGV[3])
+local nOps = tonumber(ARGV[8])
+local firstEvent = 9 + nOps * 4
+
+-- Validate every op against a simulation of the list, so a failing append changes nothing.
+local count = redis.call('LLEN', KEYS[2])
+local added, removed = {}, {}
+local function present (id)
+  if added[id] then return true end
+  if removed[id] then return false end
+  return redis.call('HEXISTS', KEYS[3], id) == 1
+end
+for i = 0, nOps - 1 do
+  local base = 9 + i * 4
+  local kind, id, where = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+  if kind == 'insert' then
+    if present(id) then return redis.error_reply('DUPLICATE ' .. id) end
+    if count >= maxItems then return redis.error_reply('FULL') end
+    if string.sub(where, 1, 1) == '>' then
+      local after = string.sub(where, 2)
+      if not present(after) then return redis.error_reply('PREVNOTFOUND ' .. after) end
+    end
+    added[id] = true
+    removed[id] = nil
+    count = count + 1
+  elseif kind == 'delete' then
+    if not present(id) then return redis.error_reply('ITEMNOTFOUND ' .. id) end
+    removed[id] = true
+    added[id] = nil
+    count = count - 1
+  end
+end
+
+local seq = tonumber(redis.call('HGET', meta, 'seq'))
+local firstSeq = seq + 1
+local active = redis.call('HGET', meta, 'active') or ''
+if ARGV[5] == 'start' then
+  redis.call('HSET', meta, 'active', ARGV[6], 'active_seq', firstSeq)
+  redis.call('DEL', KEYS[4])
+  active = ARGV[6]
+end
+local track = fence ~= '' and active ~= ''
+
+local hadInsert, previous = false, false
+for i = 0, nOps - 1 do
+  local base = 9 + i * 4
+  local kind, id, where, json = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  if kind == 'insert' then
+    local before = false
+    if where == '$' then
+      before = redis.call('LINDEX', KEYS[2], -1)
+      redis.call('RPUSH', KEYS[2], id)
+    elseif where == '^' then
+      redis.call('LPUSH', KEYS[2], id)
+    else
+      before = string.sub(where, 2)
+      redis.call('LINSERT', KEYS[2], 'AFTER', before, id)
+    end
+    redis.call('HSET', KEYS[3], id, json)
+    if not hadInsert then
+      hadInsert = true
+      previous = before
+    end
+    if track then redis.call('SADD', KEYS[4], id) end
+  elseif kind == 'replace' then
+    if redis.call('HEXISTS', KEYS[3], id) == 1 then redis.call('HSET', KEYS[3], id, json) end
+  else
+    redis.call('LREM', KEYS[2], 0, id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('SREM', KEYS[4], id)
+  end
+end
+
+-- Stamp exactly as stampEvent() does: marker (first occurrence, plain find) replaced only
+-- when the request inserted an item, then "event_id" put first.
+local marker = [==[${PREVIOUS_ITEM_MARKER}]==]
+local replacement = false
+if hadInsert then
+  if previous then replacement = '"' .. previous .. '"' else replacement = 'null' end
+end
+local epoch = redis.call('HGET', meta, 'epoch')
+local stamped = {}
+for i = firstEvent, #ARGV do
+  local body = ARGV[i]
+  if replacement then
+    local s, e = string.find(body, marker, 1, true)
+    if s then body = string.sub(body, 1, s - 1) .. replacement .. string.sub(body, e + 1) end
+  end
+  seq = redis.call('HINCRBY', meta, 'seq', 1)
+  local event = '{"event_id":"ev_' .. epoch .. '_' .. seq .. '",' .. string.sub(body, 2)
+  redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], '0-' .. seq, 'e', event)
+  stamped[#stamped + 1] = event
+end
+
+if ARGV[5] == 'end' then
+  redis.call('HSET', meta, 'active', '', 'active_seq', 0)
+  redis.call('DEL', KEYS[4])
+end
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+if #stamped > 0 then
+  redis.call('PUBLISH', ARGV[7], 'e|' .. firstSeq .. '\\n' .. table.concat(stamped, '\\n'))
+end
+
+local previousTag = ''
+if hadInsert then
+  if previous then previousTag = '=' .. previous else previousTag = '^' end
+end
+return { firstSeq, previousTag, stamped }
+`
+
+/**
+ * Log entries after a sequence number (exclusive range, Redis ≥ 6.2).
+ * KEYS: meta, events
+ * ARGV: afterSeq (a non-negative integer)
+ * Returns XRANGE's reply: { { '0-<seq>', { 'e', event } }… }; error NOTFOUND without meta.
+ */
+export const READ_LOG_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
+return redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+')
+`
+
+/**
+ * Takes the lease unless someone holds it.
+ * KEYS: meta, lease, order, items, active_items
+ * ARGV: owner, responseId, ttlMs
+ * Returns { 0, holderResponseId } (busy), { 1, fence } (granted), or
+ * { 1, fence, orphanResponseId, { in-progress active item JSON…, in list order } }.
+ */
+export const ACQUIRE_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
+local held = redis.call('GET', KEYS[2])
+if held then return { 0, string.match(held, '^%d+|.*|([^|]*)$') or '' } end
+local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('SET', KEYS[2], fence .. '|' .. ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+local active = redis.call('HGET', KEYS[1], 'active') or ''
+if active == '' then return { 1, fence } end
+local members = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do members[id] = true end
+local open = {}
+for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  if members[id] then
+    local json = redis.call('HGET', KEYS[4], id)
+    if json and string.find(json, '"status":"in_progress"', 1, true) then open[#open + 1] = json end
+  end
+end
+return { 1, fence, active, open }
+`
+
+/**
+ * Extends the lease if `fence` still holds it.
+ * KEYS: lease
+ * ARGV: fence, ttlMs
+ * Returns 1 (extended) or 0 (lost).
+ */
+export const REFRESH_SCRIPT = `
+local held = redis.call('GET', KEYS[1])
+if held and string.match(held, '^(%d+)|') == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`
+
+/**
+ * Drops the lease if `fence` still holds it.
+ * KEYS: lease
+ * ARGV: fence
+ * Returns 1 (dropped) or 0.
+ */
+export const RELEASE_SCRIPT = `
+local held = redis.call('GET', KEYS[1])
+if held and string.match(held, '^(%d+)|') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`
