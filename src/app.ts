@@ -42,7 +42,7 @@ export async function buildApp ({ config, provider, backend, logger }: AppDepend
   app.addHook('onClose', async () => {
     await hubs.drain(config.transport.shutdownGraceMs)
     await hubs.close()
-    await store.close()
+    if (backend === undefined) await store.close() // an injected backend belongs to its caller
   })
 
   const upstream = await resolveUpstream(app, config)

@@ -25,10 +25,12 @@ export interface TestGatewayOptions {
   /** Extra environment, as a user would set it. */
   readonly env?: Record<string, string>
   readonly deps?: Omit<AppDependencies, 'config' | 'logger'>
+  /** Share one simulator between instances; a shared one is not closed by `close()`. */
+  readonly sim?: Simulator
 }
 
 export async function startGateway (options: TestGatewayOptions = {}): Promise<TestGateway> {
-  const sim = await startSimulator()
+  const sim = options.sim ?? await startSimulator()
   const log = createLogSink()
   const config = loadConfig({
     HOST: '127.0.0.1',
@@ -51,7 +53,7 @@ export async function startGateway (options: TestGatewayOptions = {}): Promise<T
     origin,
     url: `${origin}/v1/realtime?model=gpt-4o`,
     async close () {
-      await Promise.allSettled([app.close(), sim.close()])
+      await Promise.allSettled([app.close(), options.sim === undefined ? sim.close() : undefined])
     }
   }
 }

@@ -36,10 +36,16 @@ export class TestClient {
 
   /** Opens a socket and waits for `session.created`. */
   static async connect (url: string, options: ClientOptions & { protocols?: string[] } = {}): Promise<TestClient> {
+    const client = await TestClient.open(url, options)
+    await client.next('session.created')
+    return client
+  }
+
+  /** Opens a socket, expecting nothing in particular from the server. */
+  static async open (url: string, options: ClientOptions & { protocols?: string[] } = {}): Promise<TestClient> {
     const { protocols, ...rest } = options
     const client = new TestClient(new WebSocket(url, protocols ?? [], rest))
     await once(client.ws, 'open')
-    await client.next('session.created')
     return client
   }
 
