@@ -19,7 +19,10 @@ export interface EventCursorOptions {
 export class EventCursor {
   readonly #options: EventCursorOptions
   #seq = 0
-  #held = true
+  /** A log read is in flight: pushes wait (true until `start`). */
+  #filling = true
+  /** Holds placed by `hold()`: pushes wait. */
+  #holds = 0
   readonly #pending: Array<{ firstSeq: number, events: readonly string[] }> = []
 
   /** Starts holding: events are buffered until `start(seq)` says where the client is. */
@@ -38,9 +41,24 @@ export class EventCursor {
     this.#fill()
   }
 
+  /** Pauses delivery (events are buffered) while the caller commits events it already showed. */
+  hold (): void {
+    this.#holds++
+  }
+
+  /**
+   * Ends a hold. `skip`: the range this socket already got unsequenced (degraded mode); if the
+   * cursor stands right before it, it moves past it so the log's copies are not sent again.
+   */
+  release (skip?: { firstSeq: number, lastSeq: number }): void {
+    this.#holds = Math.max(0, this.#holds - 1)
+    if (skip !== undefined && this.#seq === skip.firstSeq - 1) this.#seq = skip.lastSeq
+    this.#drain()
+  }
+
   /** Offers a run of consecutive events starting at `firstSeq`. */
   push (firstSeq: number, events: readonly string[]): void {
-    if (this.#held) {
+    if (this.#filling || this.#holds > 0) {
       this.#pending.push({ firstSeq, events })
       return
     }
@@ -60,25 +78,32 @@ export class EventCursor {
 
   /** The feed may have lost messages: catch up from the log. */
   resync (): void {
-    if (!this.#held) this.#fill()
+    if (!this.#filling) this.#fill()
+  }
+
+  #drain (): void {
+    if (this.#filling || this.#holds > 0) return
+    for (const batch of this.#pending.splice(0)) this.push(batch.firstSeq, batch.events)
   }
 
   #fill (): void {
-    this.#held = true
+    this.#filling = true
     this.#options.readLog(this.#seq).then((entries) => {
-      this.#held = false
+      this.#filling = false
       const first = entries[0]
       if (first !== undefined && first.seq > this.#seq + 1) {
         // The log was trimmed past our cursor: say so, and carry on from what it still has.
         this.#options.onFillError(gatewayError('GW_ERR_RESUME_CURSOR_EXPIRED', [String(this.#seq)]))
         this.#seq = first.seq - 1
       }
-      for (const entry of entries) this.push(entry.seq, [entry.event])
-      for (const batch of this.#pending.splice(0)) this.push(batch.firstSeq, batch.events)
+      // The log's entries go first; duplicates among the buffered live batches are dropped by seq.
+      this.#pending.unshift(...entries.map((entry) => ({ firstSeq: entry.seq, events: [entry.event] })))
+      this.#drain()
     }, (err: unknown) => {
-      this.#held = false
+      this.#filling = false
       this.#options.onFillError(err)
-      // Deliver what is contiguous; keep the rest for the next push or resync to retry.
+      if (this.#holds > 0) return
+      // Deliver what is contiguous; keep the rest for the next push or resync to retry (no loop).
       const waiting = this.#pending.splice(0)
       for (const batch of waiting) {
         if (batch.firstSeq <= this.#seq + 1) this.push(batch.firstSeq, batch.events)

@@ -10,6 +10,10 @@ import type { AppendResult, LiveFeed, LiveMessage } from '../store/conversation-
 export interface HubMember {
   deliver (firstSeq: number, events: readonly string[]): void
   resync (): void
+  /** Degraded mode (store down): an event not yet in the log, JSON without event_id. */
+  deliverUncommitted (event: string): void
+  hold (): void
+  release (skip?: { firstSeq: number, lastSeq: number }): void
 }
 
 /** A response generated on this instance. */
@@ -79,6 +83,19 @@ export class ConversationHubs {
   /** Hands a local commit to local members at once (the feed's copy is then a duplicate they drop). */
   deliverLocal (conversationId: string, result: AppendResult): void {
     for (const member of this.#hubs.get(conversationId)?.members ?? []) member.deliver(result.firstSeq, result.events)
+  }
+
+  /** Shows events the store could not take yet to every local member. */
+  deliverUncommitted (conversationId: string, events: readonly string[]): void {
+    for (const member of this.#hubs.get(conversationId)?.members ?? []) for (const event of events) member.deliverUncommitted(event)
+  }
+
+  holdLocal (conversationId: string): void {
+    for (const member of this.#hubs.get(conversationId)?.members ?? []) member.hold()
+  }
+
+  releaseLocal (conversationId: string, skip?: { firstSeq: number, lastSeq: number }): void {
+    for (const member of this.#hubs.get(conversationId)?.members ?? []) member.release(skip)
   }
 
   /** Keeps a response's whole life (generation, writes, lease release) for `drain`. */

@@ -3,9 +3,20 @@
  * out at once; events emitted while an append is in flight wait and leave together in the
  * next one. So an idle conversation pays one round trip per event, a busy one one per batch,
  * and never one per token. Appends are strictly sequential, so the log keeps emit order.
+ *
+ * When the store is unavailable the writer degrades instead of failing: events are shown to
+ * this instance's sockets at once (without cursors) and kept, up to MAX_BACKLOG_EVENTS; once
+ * the store answers again they are committed in order, so the log, the history and every
+ * other instance's clients get them too, and local sockets skip the copies they already saw.
  */
+import { isGatewayError } from '../errors.js'
 import type { Item } from '../protocol/events.js'
 import type { AppendRequest, AppendResult, ConversationStore, ItemOp } from '../store/conversation-store.js'
+
+/** Events kept while the store is down before the writer gives up. */
+const MAX_BACKLOG_EVENTS = 50_000
+/** Pause between attempts to commit the backlog, in ms. */
+const RETRY_MS = 250
 
 export interface WriterOptions {
   readonly store: ConversationStore
@@ -14,24 +25,33 @@ export interface WriterOptions {
   readonly fence?: number
   /** Told about every committed append (to deliver it locally without waiting for the feed). */
   readonly onCommitted: (result: AppendResult) => void
-  /** Told once when an append fails; the writer then drops everything emitted after it. */
+  /** Told once when the writer gives up; it then drops everything emitted after it. */
   readonly onFailed?: (err: unknown) => void
+  /** Degraded mode: shows events (JSON without event_id) to local sockets now, uncommitted. */
+  readonly onUncommitted: (events: readonly string[]) => void
+  /** Degraded mode: local sockets must not take live events while the backlog is committed. */
+  readonly holdLocal: () => void
+  /** …and may again, skipping the range they already saw. */
+  readonly releaseLocal: (skip?: { firstSeq: number, lastSeq: number }) => void
 }
 
-interface Pending {
+interface Batch {
   events: string[]
   ops: ItemOp[]
   active?: AppendRequest['active']
   /** Items whose current state is written (as a replace) with this batch: streamed text so far. */
   dirty: Map<string, Item>
   hasInsert: boolean
+  /** Already shown to local sockets (degraded mode). */
+  shown: boolean
 }
 
 export class ConversationWriter {
   readonly #options: WriterOptions
-  readonly #queue: Pending[] = []
+  readonly #queue: Batch[] = []
   #inFlight: Promise<void> | undefined
   #failure: unknown
+  #degraded = false
 
   constructor (options: WriterOptions) {
     this.#options = options
@@ -50,21 +70,21 @@ export class ConversationWriter {
   emit (json: string, op?: ItemOp, active?: AppendRequest['active']): void {
     if (this.#failure !== undefined) return
     let batch = this.#queue.at(-1)
-    if (batch === undefined || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
-      batch = { events: [], ops: [], dirty: new Map(), hasInsert: false }
+    if (batch === undefined || batch.shown || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
+      batch = { events: [], ops: [], dirty: new Map(), hasInsert: false, shown: false }
       this.#queue.push(batch)
     }
     batch.events.push(json)
     if (op !== undefined) batch.ops.push(op)
     if (op?.op === 'insert') batch.hasInsert = true
     if (active !== undefined) batch.active = active
-    this.#pump()
+    if (this.#degraded) this.#show()
+    else this.#pump()
   }
 
   /** Marks an item whose state (e.g. its text so far) should be saved with the next batch. */
   touch (item: Item): void {
-    const batch = this.#queue.at(-1)
-    if (batch !== undefined) batch.dirty.set(item.id, item)
+    this.#queue.at(-1)?.dirty.set(item.id, item)
   }
 
   /** Resolves when everything emitted so far is committed; rejects with the writer's failure. */
@@ -73,29 +93,67 @@ export class ConversationWriter {
     if (this.#failure !== undefined) throw this.#failure
   }
 
+  /** Shows every queued, not yet shown batch to local sockets (degraded mode). */
+  #show (): void {
+    let events = 0
+    for (const batch of this.#queue) {
+      events += batch.events.length
+      if (batch.shown) continue
+      batch.shown = true
+      this.#options.onUncommitted(batch.events)
+    }
+    if (events > MAX_BACKLOG_EVENTS) this.#fail(new Error(`store unavailable with over ${MAX_BACKLOG_EVENTS} events waiting`))
+  }
+
+  #fail (err: unknown): void {
+    if (this.#failure !== undefined) return
+    this.#failure = err
+    this.#queue.length = 0
+    this.#options.onFailed?.(err)
+  }
+
   #pump (): void {
-    if (this.#inFlight !== undefined || this.#queue.length === 0) return
-    this.#inFlight = Promise.resolve().then(async () => {
-      // Everything queued up to now leaves together (one insert per batch is kept by emit()).
-      const batch = this.#queue.shift()
-      if (batch === undefined) return
-      const ops = [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: structuredClone(item) }))]
-      const { fence } = this.#options
-      const request: AppendRequest = {
-        events: batch.events,
-        ...(ops.length > 0 ? { ops } : {}),
-        ...(fence === undefined ? {} : { fence }),
-        ...(batch.active === undefined ? {} : { active: batch.active })
-      }
-      const result = await this.#options.store.append(this.#options.conversationId, request)
-      this.#options.onCommitted(result)
-    }).catch((err: unknown) => {
-      this.#failure = err
-      this.#queue.length = 0
-      this.#options.onFailed?.(err)
-    }).finally(() => {
+    if (this.#inFlight !== undefined || this.#queue.length === 0 || this.#failure !== undefined) return
+    this.#inFlight = this.#commit().finally(() => {
       this.#inFlight = undefined
       this.#pump()
     })
+  }
+
+  async #commit (): Promise<void> {
+    await Promise.resolve() // let the current tick's emits join this batch
+    const batch = this.#queue[0]
+    if (batch === undefined) return
+    const { fence } = this.#options
+    const ops = [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: structuredClone(item) }))]
+    const request: AppendRequest = {
+      events: batch.events,
+      ...(ops.length > 0 ? { ops } : {}),
+      ...(fence === undefined ? {} : { fence }),
+      ...(batch.active === undefined ? {} : { active: batch.active })
+    }
+    if (batch.shown) this.#options.holdLocal()
+    let result: AppendResult | undefined
+    try {
+      result = await this.#options.store.append(this.#options.conversationId, request)
+    } catch (err) {
+      if (batch.shown) this.#options.releaseLocal()
+      if (isGatewayError(err) && err.code === 'GW_ERR_STORE_UNAVAILABLE') {
+        // Keep the batch; show it (and what follows) now; try again shortly.
+        this.#degraded = true
+        this.#show()
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+        return
+      }
+      this.#fail(err)
+      return
+    }
+    this.#queue.shift()
+    if (batch.shown) {
+      this.#options.releaseLocal({ firstSeq: result.firstSeq, lastSeq: result.firstSeq + result.events.length - 1 })
+    } else {
+      this.#options.onCommitted(result)
+    }
+    if (this.#queue.every((b) => !b.shown)) this.#degraded = false
   }
 }

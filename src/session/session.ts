@@ -107,11 +107,15 @@ export class Session {
     })
     this.#member = {
       deliver: (firstSeq, events) => this.#cursor.push(firstSeq, events),
-      resync: () => this.#cursor.resync()
+      resync: () => this.#cursor.resync(),
+      deliverUncommitted: (event) => this.#sendFrame(`{"event_id":"${this.#nextEventId()}",${event.slice(1)}`),
+      hold: () => this.#cursor.hold(),
+      release: (skip) => this.#cursor.release(skip)
     }
     this.#queue = this.#open().catch((err: unknown) => {
       this.#log.error({ err }, 'session open failed')
-      this.close(CloseCodes.INTERNAL_ERROR, 'conversation store unavailable')
+      this.#sendError(gatewayError('GW_ERR_STORE_UNAVAILABLE', [], { cause: err }), undefined)
+      this.close(CloseCodes.INTERNAL_ERROR, 'conversation store unavailable; retry')
     })
   }
 
@@ -353,6 +357,9 @@ export class Session {
       conversationId,
       fence,
       onCommitted: (result) => this.#options.hubs.deliverLocal(conversationId, result),
+      onUncommitted: (events) => this.#options.hubs.deliverUncommitted(conversationId, events),
+      holdLocal: () => this.#options.hubs.holdLocal(conversationId),
+      releaseLocal: (skip) => this.#options.hubs.releaseLocal(conversationId, skip),
       onFailed: (err) => {
         this.#log.warn({ err }, 'conversation write failed; stopping the response')
         this.#options.hubs.localRun(conversationId)?.abort(false)

@@ -66,6 +66,14 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
     for (const listener of set) queueMicrotask(() => listener(message))
   }
   const liveLease = (c: Conversation) => c.lease !== undefined && c.lease.expiresAt > now() ? c.lease : undefined
+  /**
+   * Whether `fence` may write: it holds the lease, or the lease lapsed (e.g. the store was
+   * unreachable) and no newer fence was issued since — nobody else can have written.
+   */
+  const holds = (c: Conversation, fence: number) => {
+    const lease = liveLease(c)
+    return lease === undefined ? c.fence === fence : lease.fence === fence
+  }
 
   const store: ConversationStore = {
     async create (id, tenant, epoch) {
@@ -94,7 +102,7 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
 
     async append (id, request: AppendRequest): Promise<AppendResult> {
       const c = require(id)
-      if (request.fence !== undefined && liveLease(c)?.fence !== request.fence) throw gatewayError('GW_ERR_LEASE_LOST', [request.fence])
+      if (request.fence !== undefined && !holds(c, request.fence)) throw gatewayError('GW_ERR_LEASE_LOST', [request.fence])
       const items = applyOps(c.items, request, options.maxItems)
       c.items = items.items
       const firstSeq = c.seq + 1
@@ -142,9 +150,10 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
     },
     async refresh (id, fence, ttlMs) {
       const c = touch(id)
-      const held = c === undefined ? undefined : liveLease(c)
-      if (held === undefined || held.fence !== fence) return false
-      held.expiresAt = now() + ttlMs
+      if (c === undefined || !holds(c, fence)) return false
+      const lease = liveLease(c)
+      if (lease === undefined) c.lease = { fence, owner: c.lease?.owner ?? '', responseId: c.lease?.responseId ?? '', expiresAt: now() + ttlMs }
+      else lease.expiresAt = now() + ttlMs
       return true
     },
     async release (id, fence) {

@@ -27,7 +27,8 @@ export const scriptKeyCount = {
   readLog: 2,
   acquire: 5,
   refresh: 1,
-  release: 1
+  release: 1,
+  publish: 1
 } as const
 
 /**
@@ -272,4 +273,15 @@ if held and string.match(held, '^(%d+)|') == ARGV[1] then
   return 1
 end
 return 0
+`
+
+/**
+ * Publishes on the live channel from the node that owns the conversation's slot, so on a
+ * cluster every live message of one conversation leaves the same node, in order.
+ * KEYS: meta (routing only; not read)
+ * ARGV: live channel, message
+ * Returns the number of receivers.
+ */
+export const PUBLISH_SCRIPT = `
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
 `

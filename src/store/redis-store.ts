@@ -21,8 +21,8 @@ import type {
   LiveMessage, LogEntry, Snapshot
 } from './conversation-store.js'
 import {
-  ACQUIRE_SCRIPT, APPEND_SCRIPT, CREATE_SCRIPT, READ_LOG_SCRIPT, REFRESH_SCRIPT, RELEASE_SCRIPT,
-  SNAPSHOT_SCRIPT, scriptKeyCount
+  ACQUIRE_SCRIPT, APPEND_SCRIPT, CREATE_SCRIPT, PUBLISH_SCRIPT, READ_LOG_SCRIPT, REFRESH_SCRIPT,
+  RELEASE_SCRIPT, SNAPSHOT_SCRIPT, scriptKeyCount
 } from './redis-scripts.js'
 
 export interface RedisBackendOptions {
@@ -84,6 +84,7 @@ interface ScriptCommands {
   twAcquire (...args: Arg[]): Promise<unknown>
   twRefresh (...args: Arg[]): Promise<unknown>
   twRelease (...args: Arg[]): Promise<unknown>
+  twPublish (...args: Arg[]): Promise<unknown>
 }
 
 function defineScripts (client: Client): Client & ScriptCommands {
@@ -94,7 +95,8 @@ function defineScripts (client: Client): Client & ScriptCommands {
     twReadLog: [READ_LOG_SCRIPT, scriptKeyCount.readLog],
     twAcquire: [ACQUIRE_SCRIPT, scriptKeyCount.acquire],
     twRefresh: [REFRESH_SCRIPT, scriptKeyCount.refresh],
-    twRelease: [RELEASE_SCRIPT, scriptKeyCount.release]
+    twRelease: [RELEASE_SCRIPT, scriptKeyCount.release],
+    twPublish: [PUBLISH_SCRIPT, scriptKeyCount.publish]
   } as const
   for (const [name, [lua, numberOfKeys]] of Object.entries(scripts)) client.defineCommand(name, { lua, numberOfKeys })
   return client as Client & ScriptCommands
@@ -335,17 +337,18 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
   let nextNode = 0
   const connectSubscriber = (previous: Redis | undefined): Redis => {
     if (!isCluster) return (client as Redis).duplicate()
-    // Any cluster node relays classic PUBLISH; prefer the nodes the cluster knows now.
-    const known = (client as Cluster).nodes('all').map((node) => ({ host: node.options.host, port: node.options.port }))
-    const candidates = known.length > 0 ? known : clusterNodes
-    let node = candidates[nextNode++ % candidates.length] ?? clusterNodes[0]
-    if (previous !== undefined && candidates.length > 1 && node?.host === previous.options.host && node.port === previous.options.port) {
-      node = candidates[nextNode++ % candidates.length]
-    }
+    // Any cluster node relays classic PUBLISH; prefer the nodes the cluster knows now, and a
+    // node other than the one just given up on.
+    const known = (client as Cluster).nodes('all').map(({ options: { host, port } }) => ({ host: host ?? '', port: port ?? 0 }))
+    const candidates = known.filter(({ host, port }) => host !== '' && port > 0)
+    if (candidates.length === 0) candidates.push(...clusterNodes)
+    const pick = () => candidates[nextNode++ % candidates.length] ?? { host: '127.0.0.1', port: 0 }
+    let node = pick()
+    if (previous !== undefined && candidates.length > 1 && node.host === previous.options.host && node.port === previous.options.port) node = pick()
     return new Redis({
       ...connectionOptions,
-      host: node?.host ?? '127.0.0.1',
-      port: node?.port ?? 6379,
+      host: node.host,
+      port: node.port,
       retryStrategy: (times) => times > SUBSCRIBER_NODE_ATTEMPTS ? null : backoff(times)
     })
   }
@@ -428,7 +431,8 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
       return await subscriber.subscribe(keysOf(conversationId).live, listener)
     },
     async publishCancel (conversationId, responseId) {
-      await run(() => client.publish(keysOf(conversationId).live, `c|${responseId ?? ''}`), { conversationId })
+      const k = keysOf(conversationId)
+      await run(() => client.twPublish(k.meta, k.live, `c|${responseId ?? ''}`), { conversationId })
     }
   }
 
