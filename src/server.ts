@@ -39,8 +39,16 @@ async function main (): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'))
 
   await app.listen({ port: config.port, host: config.host })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
   const scheme = config.tls === undefined ? 'ws' : 'wss'
-  app.log.info({ endpoint: `${scheme}://${config.host}:${config.port}/v1/realtime?model=${config.upstream.defaultModel}`, upstream: config.upstream.kind, auth: config.apiKeys.size > 0 ? 'api keys' : 'off (anonymous tenant)' }, 'tokenwire ready')
+  app.log.info({
+    endpoint: `${scheme}://${config.host}:${port}/v1/realtime?model=${config.upstream.defaultModel}`,
+    port,
+    upstream: config.upstream.kind,
+    store: config.store.kind,
+    auth: config.apiKeys.size > 0 ? 'api keys' : 'off (anonymous tenant)'
+  }, 'tokenwire ready')
 }
 
 main().catch((err: unknown) => {

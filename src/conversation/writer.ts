@@ -44,6 +44,8 @@ interface Batch {
   hasInsert: boolean
   /** Already shown to local sockets (degraded mode). */
   shown: boolean
+  /** Being (or was) sent: later events go to a new batch. */
+  sealed: boolean
 }
 
 export class ConversationWriter {
@@ -70,8 +72,8 @@ export class ConversationWriter {
   emit (json: string, op?: ItemOp, active?: AppendRequest['active']): void {
     if (this.#failure !== undefined) return
     let batch = this.#queue.at(-1)
-    if (batch === undefined || batch.shown || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
-      batch = { events: [], ops: [], dirty: new Map(), hasInsert: false, shown: false }
+    if (batch === undefined || batch.sealed || batch.shown || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
+      batch = { events: [], ops: [], dirty: new Map(), hasInsert: false, shown: false, sealed: false }
       this.#queue.push(batch)
     }
     batch.events.push(json)
@@ -84,7 +86,8 @@ export class ConversationWriter {
 
   /** Marks an item whose state (e.g. its text so far) should be saved with the next batch. */
   touch (item: Item): void {
-    this.#queue.at(-1)?.dirty.set(item.id, item)
+    const batch = this.#queue.at(-1)
+    if (batch !== undefined && !batch.sealed) batch.dirty.set(item.id, item)
   }
 
   /** Resolves when everything emitted so far is committed; rejects with the writer's failure. */
@@ -124,6 +127,7 @@ export class ConversationWriter {
     await Promise.resolve() // let the current tick's emits join this batch
     const batch = this.#queue[0]
     if (batch === undefined) return
+    batch.sealed = true
     const { fence } = this.#options
     const ops = [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: structuredClone(item) }))]
     const request: AppendRequest = {

@@ -14,8 +14,9 @@
  * holds a raw newline) and `c|<responseId or empty>`.
  *
  * Item JSON is passed as its own ARGV string and stored as is: cjson would turn `[]` into `{}`.
- * Errors are `redis.error_reply` strings: NOTFOUND, FENCED, DUPLICATE <id>, PREVNOTFOUND <id>,
- * FULL, ITEMNOTFOUND <id> (redis-store.ts maps them to the error registry).
+ * Errors are `redis.error_reply('TOKENWIRE <kind>[ <arg>]')`, kind one of NOTFOUND, FENCED,
+ * DUPLICATE <id>, PREVNOTFOUND <id>, FULL, ITEMNOTFOUND <id> (redis-store.ts maps them to the
+ * error registry). The fixed first word matters: Redis prefixes `ERR ` to a one-word error.
  */
 import { PREVIOUS_ITEM_MARKER } from './conversation-store.js'
 
@@ -26,7 +27,7 @@ export const scriptKeyCount = {
   append: 6,
   readLog: 2,
   acquire: 5,
-  refresh: 1,
+  refresh: 2,
   release: 1,
   publish: 1
 } as const
@@ -91,11 +92,15 @@ return { meta[2], seq, first, active, tonumber(meta[5] or '0'), leased, items, a
  */
 export const APPEND_SCRIPT = `
 local meta = KEYS[1]
-if redis.call('EXISTS', meta) == 0 then return redis.error_reply('NOTFOUND') end
+if redis.call('EXISTS', meta) == 0 then return redis.error_reply('TOKENWIRE NOTFOUND') end
 local fence = ARGV[4]
 if fence ~= '' then
+  -- The lease holder may write; so may a fence whose lease lapsed while no newer fence was
+  -- issued (nobody else can have written since).
   local lease = redis.call('GET', KEYS[6])
-  if not lease or string.match(lease, '^(%d+)|') ~= fence then return redis.error_reply('FENCED') end
+  local current
+  if lease then current = string.match(lease, '^(%d+)|') else current = redis.call('HGET', meta, 'fence') end
+  if current ~= fence then return redis.error_reply('TOKENWIRE FENCED') end
 end
 local maxItems = tonumber(ARGV[3])
 local nOps = tonumber(ARGV[8])
@@ -113,17 +118,17 @@ for i = 0, nOps - 1 do
   local base = 9 + i * 4
   local kind, id, where = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   if kind == 'insert' then
-    if present(id) then return redis.error_reply('DUPLICATE ' .. id) end
-    if count >= maxItems then return redis.error_reply('FULL') end
+    if present(id) then return redis.error_reply('TOKENWIRE DUPLICATE ' .. id) end
+    if count >= maxItems then return redis.error_reply('TOKENWIRE FULL') end
     if string.sub(where, 1, 1) == '>' then
       local after = string.sub(where, 2)
-      if not present(after) then return redis.error_reply('PREVNOTFOUND ' .. after) end
+      if not present(after) then return redis.error_reply('TOKENWIRE PREVNOTFOUND ' .. after) end
     end
     added[id] = true
     removed[id] = nil
     count = count + 1
   elseif kind == 'delete' then
-    if not present(id) then return redis.error_reply('ITEMNOTFOUND ' .. id) end
+    if not present(id) then return redis.error_reply('TOKENWIRE ITEMNOTFOUND ' .. id) end
     removed[id] = true
     added[id] = nil
     count = count - 1
@@ -214,23 +219,26 @@ return { firstSeq, previousTag, stamped }
  * Returns XRANGE's reply: { { '0-<seq>', { 'e', event } }… }; error NOTFOUND without meta.
  */
 export const READ_LOG_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('TOKENWIRE NOTFOUND') end
 return redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+')
 `
 
 /**
- * Takes the lease unless someone holds it.
+ * Takes the lease unless someone holds it. The holder (`<owner>|<responseId>`) is also kept in
+ * meta so a lapsed lease can be re-taken by refresh with the same holder.
  * KEYS: meta, lease, order, items, active_items
  * ARGV: owner, responseId, ttlMs
  * Returns { 0, holderResponseId } (busy), { 1, fence } (granted), or
  * { 1, fence, orphanResponseId, { in-progress active item JSON…, in list order } }.
  */
 export const ACQUIRE_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('TOKENWIRE NOTFOUND') end
 local held = redis.call('GET', KEYS[2])
 if held then return { 0, string.match(held, '^%d+|.*|([^|]*)$') or '' } end
 local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
-redis.call('SET', KEYS[2], fence .. '|' .. ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+local holder = ARGV[1] .. '|' .. ARGV[2]
+redis.call('HSET', KEYS[1], 'holder', holder)
+redis.call('SET', KEYS[2], fence .. '|' .. holder, 'PX', ARGV[3])
 local active = redis.call('HGET', KEYS[1], 'active') or ''
 if active == '' then return { 1, fence } end
 local members = {}
@@ -246,18 +254,23 @@ return { 1, fence, active, open }
 `
 
 /**
- * Extends the lease if `fence` still holds it.
- * KEYS: lease
+ * Extends the lease if `fence` still holds it, or re-takes a lapsed lease when no newer fence
+ * was issued since (the same rule as append's fence check).
+ * KEYS: lease, meta
  * ARGV: fence, ttlMs
- * Returns 1 (extended) or 0 (lost).
+ * Returns 1 (extended or re-taken) or 0 (lost).
  */
 export const REFRESH_SCRIPT = `
 local held = redis.call('GET', KEYS[1])
-if held and string.match(held, '^(%d+)|') == ARGV[1] then
+if held then
+  if string.match(held, '^(%d+)|') ~= ARGV[1] then return 0 end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-return 0
+local meta = redis.call('HMGET', KEYS[2], 'fence', 'holder')
+if not meta[1] or meta[1] ~= ARGV[1] or ARGV[1] == '0' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. (meta[2] or '|'), 'PX', ARGV[2])
+return 1
 `
 
 /**

@@ -284,8 +284,7 @@ class Subscriber {
 function toStoreError (err: unknown, log: Log, context: { conversationId?: string, fence?: number, maxItems?: number } = {}): GatewayError {
   if (isGatewayError(err)) return err
   if (isReplyError(err)) {
-    const [code = '', ...rest] = err.message.split(' ')
-    const arg = rest.join(' ')
+    const [, code = '', arg = ''] = /^TOKENWIRE (\w+)(?: (.*))?$/s.exec(err.message) ?? []
     switch (code) {
       case 'NOTFOUND': return gatewayError('GW_ERR_CONVERSATION_NOT_FOUND', [context.conversationId ?? ''])
       case 'FENCED': return gatewayError('GW_ERR_LEASE_LOST', [context.fence ?? ''])
@@ -449,7 +448,8 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
       return { granted: true, fence, orphan: { responseId: orphanId, items: open.map((json) => JSON.parse(json) as Item) } }
     },
     async refresh (conversationId, fence, leaseTtlMs) {
-      const reply = await run<number>(() => client.twRefresh(keysOf(conversationId).lease, String(fence), Math.max(1, Math.ceil(leaseTtlMs))), { conversationId, fence })
+      const k = keysOf(conversationId)
+      const reply = await run<number>(() => client.twRefresh(k.lease, k.meta, String(fence), Math.max(1, Math.ceil(leaseTtlMs))), { conversationId, fence })
       return reply === 1
     },
     async release (conversationId, fence) {

@@ -466,9 +466,10 @@ export function conversationStoreContract (
         expect((await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).granted).toBe(false)
         await backend.leases.release(id, grant.fence)
         expect((await backend.conversations.snapshot(id, tenant))?.leased).toBe(false)
-        expect(await backend.leases.refresh(id, grant.fence, LEASE_MS)).toBe(false)
         const next = await granted(id, 'resp_2')
         expect(next.fence).toBeGreaterThan(grant.fence)
+        expect(await backend.leases.refresh(id, grant.fence, LEASE_MS)).toBe(false)
+        expect(await backend.leases.refresh(id, next.fence, LEASE_MS)).toBe(true)
         // Unknown conversations: nothing to refresh or release.
         expect(await backend.leases.refresh(newIds().id, 1, LEASE_MS)).toBe(false)
         await expect(backend.leases.release(newIds().id, 1)).resolves.toBeUndefined()
@@ -483,6 +484,20 @@ export function conversationStoreContract (
         expect(await backend.leases.refresh(id, old.fence, LEASE_MS)).toBe(false)
         expect(await codeOf(backend.conversations.append(id, { events: [deltaEvent(1)], fence: old.fence }))).toBe('GW_ERR_LEASE_LOST')
         await backend.conversations.append(id, { events: [deltaEvent(1)], fence: next.fence })
+      })
+
+      it('lets a lapsed fence write and re-take its lease while no newer fence was issued', async () => {
+        const { id } = await created()
+        const old = await granted(id, 'resp_1', SHORT_LEASE_MS)
+        await vi.waitFor(async () => {
+          expect((await backend.conversations.snapshot(id, tenant))?.leased).toBe(false)
+        }, WAIT)
+        const late = await backend.conversations.append(id, { events: [deltaEvent(1)], fence: old.fence, ops: [{ op: 'insert', item: userItem('item_a') }] })
+        expect(late.firstSeq).toBe(1)
+        expect(await backend.leases.refresh(id, old.fence, LEASE_MS)).toBe(true)
+        expect((await backend.conversations.snapshot(id, tenant))?.leased).toBe(true)
+        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).toEqual({ granted: false, holderResponseId: 'resp_1' })
+        await backend.leases.release(id, old.fence)
       })
 
       it('reports an orphaned response, with its items still in progress, once its lease lapsed', async () => {

@@ -2,10 +2,10 @@
  * Issue 3: any instance resumes any dialog, even a reply still streaming. Two gateway
  * instances on one backend; each scenario runs on every backend kind.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { startInstances, type Instances } from '../helpers/instances.js'
 import { TestClient, textOf, type ServerEventLike } from '../helpers/ws-client.js'
-import { backends } from '../helpers/backends.js'
+import { backends, stopBackends } from '../helpers/backends.js'
 
 let cluster: Instances | undefined
 const clients: TestClient[] = []
@@ -15,6 +15,7 @@ afterEach(async () => {
   await cluster?.close()
   cluster = undefined
 })
+afterAll(stopBackends)
 
 async function connect (url: string, options: Parameters<typeof TestClient.connect>[1] = {}): Promise<TestClient> {
   const client = await TestClient.connect(url, options)
