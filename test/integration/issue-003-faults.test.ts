@@ -1,0 +1,102 @@
+/**
+ * Issue 3: what goes wrong across instances — an instance killed mid-reply, an instance shut
+ * down mid-reply — leaves a usable conversation, on real Redis and real processes.
+ */
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { startSimulator, type Simulator } from '../../src/simulator/simulator.js'
+import { startGateway, type TestGateway } from '../helpers/build-app.js'
+import { startChildGateway, type ChildGateway } from '../helpers/child-gateway.js'
+import { startRedis, type RedisServer } from '../helpers/redis.js'
+import { TestClient, textOf } from '../helpers/ws-client.js'
+
+let redis: RedisServer | undefined
+let sim: Simulator | undefined
+const gateways: TestGateway[] = []
+const children: ChildGateway[] = []
+const clients: TestClient[] = []
+
+afterEach(async () => {
+  await Promise.allSettled(clients.splice(0).map(async (c) => c.close()))
+  await Promise.allSettled([...children.splice(0).map(async (c) => c.kill()), ...gateways.splice(0).map(async (g) => g.close())])
+  await sim?.close()
+  sim = undefined
+})
+afterAll(async () => { await redis?.stop() })
+
+async function connect (url: string): Promise<TestClient> {
+  const client = await TestClient.connect(url)
+  clients.push(client)
+  return client
+}
+const conversationOf = (client: TestClient) => (client.events[0]?.['session'] as Record<string, string>)['conversation_id'] ?? ''
+const userMessage = (text: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } })
+
+async function setup (env: Record<string, string> = {}) {
+  redis ??= await startRedis()
+  sim = await startSimulator()
+  const shared = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `tw-faults-${Date.now()}:`, LEASE_TTL_MS: '400', ...env }
+  const b = await startGateway({ sim, env: shared })
+  gateways.push(b)
+  return { sim, shared, b }
+}
+
+describe('an instance killed mid-reply (SIGKILL, a real child process)', () => {
+  it('leaves the partial reply in the history, ends the response incomplete for attached clients, and a new turn works elsewhere', async () => {
+    const { sim, shared, b } = await setup()
+    const a = await startChildGateway({ ...shared, OPENAI_BASE_URL: sim.baseURL, OPENAI_API_KEY: 'sk-test-upstream-fake-0000' })
+    children.push(a)
+    sim.enqueue({ text: 'partial words that never finish because the instance dies', failure: { kind: 'stall', afterChunks: 4 } })
+
+    const x = await connect(a.url)
+    const y = await connect(`${b.url}&conversation_id=${conversationOf(x)}`)
+    x.send(userMessage('tell me a long story'))
+    x.send({ type: 'response.create' })
+    await y.next('response.output_text.delta')
+    const upstream = sim.requests[0]
+    const seen = await y.until('response.output_text.delta')
+    await a.kill()
+    expect(await upstream?.ended).toBe('aborted')
+
+    // B notices the silent response, takes the lapsed lease and ends it.
+    const rest = await y.until('response.done')
+    const done = rest.at(-1)?.['response'] as Record<string, any>
+    expect(done['status']).toBe('incomplete')
+    expect(done['output'][0]).toMatchObject({ type: 'message', status: 'incomplete' })
+    const partial = textOf([...seen, ...rest])
+    expect(partial.length).toBeGreaterThan(0)
+    expect('partial words that never finish because the instance dies'.startsWith(done['output'][0]['content'][0]['text'])).toBe(true)
+
+    sim.enqueue({ text: 'Picking up where we left off.' })
+    const next = await y.ask('go on')
+    expect(textOf(next)).toBe('Picking up where we left off.')
+    const messages = sim.requests[1]?.body.messages
+    expect(messages?.[1]).toMatchObject({ role: 'assistant' })
+    expect(messages?.map((m) => m.role)).toEqual(['user', 'assistant', 'user'])
+  })
+})
+
+describe('an instance shut down mid-reply', () => {
+  it('closes its sockets with 1012 and the reply resumes on another instance, token-exact', async () => {
+    const { sim, shared, b } = await setup()
+    const a = await startGateway({ sim, env: shared })
+    gateways.push(a)
+    const text = 'the reply keeps streaming into the log while its instance drains'
+    sim.enqueue({ text, tokenDelayMs: 15 })
+    const x = await connect(a.url)
+    x.send(userMessage('go'))
+    x.send({ type: 'response.create' })
+    await x.next('response.output_text.delta')
+    const closing = a.app.close()
+    const { code } = await x.closed
+    expect(code).toBe(1012)
+    const before = x.events.filter((e) => e.type === 'response.output_text.delta')
+    const last = x.events.at(-1)
+    if (last === undefined) throw new Error('no events')
+
+    const again = await connect(`${b.url}&conversation_id=${conversationOf(x)}&resume_after=${last.event_id}`)
+    const rest = await again.until('response.done')
+    await closing
+    expect(textOf(before) + textOf(rest)).toBe(text)
+    expect((rest.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
+  })
+})
