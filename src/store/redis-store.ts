@@ -179,8 +179,9 @@ class Subscriber {
     this.#connection = this.#attach(connect(undefined))
   }
 
-  get healthy (): boolean {
-    return this.#connection.status === 'ready'
+  /** Resolves once the subscriber connection is up; rejects after `ms`. */
+  async whenHealthy (ms: number): Promise<void> {
+    await whenReady(this.#connection, ms)
   }
 
   #attach (connection: Redis): Redis {
@@ -465,8 +466,9 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
     async ready () {
       if (closed) return false
       try {
-        await withTimeout(client.ping(), PING_TIMEOUT_MS)
-        return subscriber.healthy
+        // The live feed counts too: a dead subscriber with a live PING is Centrifugo #1189.
+        await withTimeout(Promise.all([client.ping(), subscriber.whenHealthy(PING_TIMEOUT_MS)]), PING_TIMEOUT_MS)
+        return true
       } catch {
         return false
       }

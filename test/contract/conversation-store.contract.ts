@@ -102,7 +102,7 @@ export function conversationStoreContract (
 
     it('reports its kind and readiness', async () => {
       expect(['memory', 'redis', 'redis-cluster']).toContain(backend.kind)
-      expect(await backend.ready()).toBe(true)
+      await vi.waitFor(async () => { expect(await backend.ready()).toBe(true) }, WAIT)
     })
 
     describe('create / snapshot', () => {
