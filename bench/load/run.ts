@@ -9,26 +9,24 @@
  *   npx tsx bench/load/run.ts [--sessions 20] [--turns 5] [--duration-s 60]
  *     [--token-delay-ms 5] [--first-token-delay-ms 20] [--out bench/results/latest.json]
  */
-import { once } from 'node:events'
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { availableParallelism, cpus } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import OpenAI from 'openai'
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions'
-import WebSocket from 'ws'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { startSimulator, type Simulator } from '../../src/simulator/simulator.js'
+import {
+  GatewaySession, MODEL, Recorder, TURN_TIMEOUT_MS, UsageError, finite, intFlag, mb, round3, summarize, userText, writeJson,
+  type BenchSession, type Summary, type TurnSample
+} from './common.js'
 
-const MODEL = 'gpt-4o'
 /** Every reply, on both paths: 30 content deltas from the simulator's tokenizer. */
 const REPLY_TEXT = 'Tokenwire benchmark reply: one fixed sentence, streamed in small deltas, so that the direct baseline and the gateway carry exactly the same tokens on every turn.'
-/** Longest a single turn (or the connect phase) may take before it counts as an error. */
-const TURN_TIMEOUT_MS = 30_000
 /** Past the duration cap, the run is abandoned after this much more time, whatever is in flight. */
 const WATCHDOG_GRACE_MS = 75_000
 const DEFAULT_OUT = fileURLToPath(new URL('../results/latest.json', import.meta.url))
@@ -71,111 +69,18 @@ function parseOptions (argv: string[]): Options {
     process.stdout.write(`${USAGE}\n`)
     process.exit(0)
   }
-  const int = (name: string, raw: string, min: number, max: number): number => {
-    const value = Number(raw)
-    if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`--${name} must be an integer in ${min}..${max} (got ${JSON.stringify(raw)})`)
-    return value
-  }
   return {
-    sessions: int('sessions', values.sessions, 1, 1000),
-    turns: int('turns', values.turns, 1, 1000),
-    durationS: int('duration-s', values['duration-s'], 1, 3600),
-    tokenDelayMs: int('token-delay-ms', values['token-delay-ms'], 0, 10_000),
-    firstTokenDelayMs: int('first-token-delay-ms', values['first-token-delay-ms'], 0, 60_000),
+    sessions: intFlag('sessions', values.sessions, 1, 1000),
+    turns: intFlag('turns', values.turns, 1, 1000),
+    durationS: intFlag('duration-s', values['duration-s'], 1, 3600),
+    tokenDelayMs: intFlag('token-delay-ms', values['token-delay-ms'], 0, 10_000),
+    firstTokenDelayMs: intFlag('first-token-delay-ms', values['first-token-delay-ms'], 0, 60_000),
     out: values.out === undefined ? DEFAULT_OUT : resolve(process.cwd(), values.out)
-  }
-}
-
-class UsageError extends Error {}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics
-
-interface Summary {
-  n: number
-  min: number
-  mean: number
-  p50: number
-  p95: number
-  p99: number
-  max: number
-}
-
-const round3 = (value: number): number => Math.round(value * 1000) / 1000
-
-/** Nearest-rank percentile of an ascending array. */
-function percentile (sorted: readonly number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
-  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN
-}
-
-function summarize (values: readonly number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mean = sorted.reduce((sum, v) => sum + v, 0) / (sorted.length || 1)
-  return {
-    n: sorted.length,
-    min: round3(sorted[0] ?? Number.NaN),
-    mean: round3(sorted.length === 0 ? Number.NaN : mean),
-    p50: round3(percentile(sorted, 50)),
-    p95: round3(percentile(sorted, 95)),
-    p99: round3(percentile(sorted, 99)),
-    max: round3(sorted.at(-1) ?? Number.NaN)
-  }
-}
-
-/** Finite numbers only, so the JSON never carries NaN (which would become null silently). */
-const finite = (value: number): number | null => Number.isFinite(value) ? round3(value) : null
-
-/** What one mode (baseline or gateway) accumulated over the measured rounds. */
-class Recorder {
-  readonly ttftMs: number[] = []
-  readonly interTokenMs: number[] = []
-  turnsOk = 0
-  errors = 0
-  readonly errorSamples: string[] = []
-  /** Wall time of the measured phases, in ms. */
-  phaseMs = 0
-
-  record (results: ReadonlyArray<PromiseSettledResult<TurnSample>>): void {
-    for (const result of results) {
-      if (result.status === 'fulfilled') {
-        this.turnsOk++
-        this.ttftMs.push(result.value.ttftMs)
-        this.interTokenMs.push(...result.value.gapsMs)
-      } else {
-        this.errors++
-        if (this.errorSamples.length < 5) this.errorSamples.push(result.reason instanceof Error ? result.reason.message : String(result.reason))
-      }
-    }
-  }
-
-  report (): Record<string, unknown> {
-    return {
-      turnsOk: this.turnsOk,
-      errors: this.errors,
-      ...(this.errorSamples.length > 0 ? { errorSamples: this.errorSamples } : {}),
-      ttftMs: summarize(this.ttftMs),
-      interTokenMs: summarize(this.interTokenMs),
-      phaseSeconds: round3(this.phaseMs / 1000)
-    }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Clients
-
-interface TurnSample {
-  /** Request start (SDK call / `response.create` sent) → first non-empty text delta. */
-  ttftMs: number
-  /** Gaps between consecutive text deltas of the turn. */
-  gapsMs: number[]
-}
-
-interface BenchSession {
-  turn (turn: number): Promise<TurnSample>
-}
-
-const userText = (session: number, turn: number): string => `Benchmark session ${session}, turn ${turn}: please reply.`
 
 /** A conversation driven directly with the SDK, carrying its own history like the gateway does. */
 class BaselineSession implements BenchSession {
@@ -205,104 +110,7 @@ class BaselineSession implements BenchSession {
     }
     if (first === undefined) throw new Error('baseline: stream ended without a content delta')
     this.#messages.push({ role: 'assistant', content: text })
-    return { ttftMs: first - start, gapsMs }
-  }
-}
-
-interface ServerEvent {
-  type: string
-  [key: string]: unknown
-}
-
-/** One Realtime session over a plain `ws` socket. */
-class GatewaySession implements BenchSession {
-  sent = 0
-  received = 0
-  #onEvent: ((event: ServerEvent, at: number) => void) | undefined
-  #onClose: (() => void) | undefined
-
-  private constructor (private readonly index: number, private readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => {
-      const at = performance.now()
-      this.received++
-      this.#onEvent?.(JSON.parse(data.toString('utf8')) as ServerEvent, at)
-    })
-    ws.on('close', () => this.#onClose?.())
-    ws.on('error', () => { /* surfaced through 'close' */ })
-  }
-
-  /** Connects and waits for `session.created`. */
-  static async open (index: number, url: string): Promise<{ session: GatewaySession, connectMs: number }> {
-    const start = performance.now()
-    const ws = new WebSocket(url)
-    const session = new GatewaySession(index, ws)
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error('gateway: no session.created in time')), TURN_TIMEOUT_MS)
-      const done = (err?: Error): void => {
-        clearTimeout(timer)
-        session.#onEvent = undefined
-        session.#onClose = undefined
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      session.#onEvent = (event) => {
-        if (event.type === 'session.created') done()
-        else if (event.type === 'error') done(new Error(`gateway: error before session.created: ${JSON.stringify(event['error'])}`))
-      }
-      session.#onClose = () => done(new Error('gateway: socket closed before session.created'))
-    })
-    return { session, connectMs: performance.now() - start }
-  }
-
-  #send (event: Record<string, unknown>): void {
-    this.sent++
-    this.ws.send(JSON.stringify(event))
-  }
-
-  turn (turn: number): Promise<TurnSample> {
-    return new Promise((resolve, reject) => {
-      let start = 0
-      let first: number | undefined
-      let last = 0
-      const gapsMs: number[] = []
-      const timer = setTimeout(() => done(new Error('gateway: turn timed out')), TURN_TIMEOUT_MS)
-      const done = (err?: Error): void => {
-        clearTimeout(timer)
-        this.#onEvent = undefined
-        this.#onClose = undefined
-        if (err !== undefined) reject(err)
-        else if (first === undefined) reject(new Error('gateway: response.done without a text delta'))
-        else resolve({ ttftMs: first - start, gapsMs })
-      }
-      this.#onEvent = (event, at) => {
-        switch (event.type) {
-          case 'response.output_text.delta':
-            if (first === undefined) first = at
-            else gapsMs.push(at - last)
-            last = at
-            break
-          case 'response.done': {
-            const status = (event['response'] as { status?: string } | undefined)?.status
-            done(status === 'completed' ? undefined : new Error(`gateway: response ${String(status)}`))
-            break
-          }
-          case 'error':
-            done(new Error(`gateway: error event ${JSON.stringify(event['error'])}`))
-            break
-        }
-      }
-      this.#onClose = () => done(new Error('gateway: socket closed mid-turn'))
-      this.#send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: userText(this.index, turn) }] } })
-      start = performance.now()
-      this.#send({ type: 'response.create' })
-    })
-  }
-
-  async close (): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return
-    const closed = once(this.ws, 'close')
-    this.ws.close(1000, 'bench done')
-    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000).unref())])
+    return { ttftMs: first - start, gapsMs, deltas: gapsMs.length + 1 }
   }
 }
 
@@ -330,8 +138,6 @@ async function runPhase (mode: Mode, sessions: readonly BenchSession[], turn: nu
 function countMessages (sessions: readonly GatewaySession[]): number {
   return sessions.reduce((sum, s) => sum + s.sent + s.received, 0)
 }
-
-const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
 async function main (): Promise<number> {
   const options = parseOptions(process.argv.slice(2))
@@ -443,10 +249,7 @@ async function main (): Promise<number> {
     durationS: round3((performance.now() - runStart) / 1000)
   }
 
-  mkdirSync(dirname(options.out), { recursive: true })
-  const tmp = `${options.out.replace(/\.json$/, '')}.tmp.json`
-  writeFileSync(tmp, `${JSON.stringify(result, null, 2)}\n`)
-  renameSync(tmp, options.out)
+  writeJson(options.out, result)
 
   printTable(options, result.cpus, { b, g, bGap, gGap }, {
     baseOk: base.turnsOk,

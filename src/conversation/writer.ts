@@ -9,6 +9,7 @@
  * the store answers again they are committed in order, so the log, the history and every
  * other instance's clients get them too, and local sockets skip the copies they already saw.
  */
+import { randomUUID } from 'node:crypto'
 import { isGatewayError } from '../errors.js'
 import type { Item } from '../protocol/events.js'
 import type { AppendRequest, AppendResult, ConversationStore, ItemOp } from '../store/conversation-store.js'
@@ -46,6 +47,8 @@ interface Batch {
   shown: boolean
   /** Being (or was) sent: later events go to a new batch. */
   sealed: boolean
+  /** Idempotency key, the same on every attempt. */
+  readonly id: string
 }
 
 export class ConversationWriter {
@@ -73,7 +76,7 @@ export class ConversationWriter {
     if (this.#failure !== undefined) return
     let batch = this.#queue.at(-1)
     if (batch === undefined || batch.sealed || batch.shown || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
-      batch = { events: [], ops: [], dirty: new Map(), hasInsert: false, shown: false, sealed: false }
+      batch = { events: [], ops: [], dirty: new Map(), hasInsert: false, shown: false, sealed: false, id: randomUUID() }
       this.#queue.push(batch)
     }
     batch.events.push(json)
@@ -131,6 +134,7 @@ export class ConversationWriter {
     const { fence } = this.#options
     const ops = [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: structuredClone(item) }))]
     const request: AppendRequest = {
+      id: batch.id,
       events: batch.events,
       ...(ops.length > 0 ? { ops } : {}),
       ...(fence === undefined ? {} : { fence }),

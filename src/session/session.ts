@@ -269,6 +269,7 @@ export class Session {
   /** A client's change to the conversation: one unfenced append, delivered here at once. */
   async #append (events: OutgoingEvent[], op: Parameters<ConversationWriter['emit']>[1]): Promise<void> {
     const result = await this.#options.backend.conversations.append(this.#conversationId, {
+      id: newId('append'),
       events: events.map((e) => JSON.stringify(e)),
       ...(op === undefined ? {} : { ops: [op] })
     })

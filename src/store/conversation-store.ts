@@ -24,6 +24,11 @@ export type ItemOp =
 
 export interface AppendRequest {
   /**
+   * Idempotency key. An append carrying the id of the conversation's last applied append is not
+   * applied again; it resolves that append's result (a retry whose first reply was lost).
+   */
+  readonly id?: string
+  /**
    * Server events serialised as JSON objects WITHOUT `event_id`. The store gives each the next
    * sequence number and stamps `"event_id":"<eventId(epoch, seq)>"` as its first member.
    */
@@ -143,6 +148,6 @@ export function parseEventId (id: string): { epoch: string, seq: number } | unde
 export function stampEvent (json: string, epoch: string, seq: number, previousItemId: string | null | undefined): string {
   const body = previousItemId === undefined
     ? json
-    : json.replace(PREVIOUS_ITEM_MARKER, previousItemId === null ? 'null' : `"${previousItemId}"`)
+    : json.replace(PREVIOUS_ITEM_MARKER, () => previousItemId === null ? 'null' : `"${previousItemId}"`)
   return `{"event_id":"${eventId(epoch, seq)}",${body.slice(1)}`
 }

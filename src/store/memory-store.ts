@@ -33,6 +33,8 @@ interface Conversation {
   log: LogEntry[]
   active?: { responseId: string, seq: number, itemIds: Set<string> }
   lease?: { fence: number, owner: string, responseId: string, expiresAt: number }
+  /** The last applied append with an idempotency key, and its result. */
+  lastAppend?: { id: string, result: AppendResult }
   touchedAt: number
 }
 
@@ -102,6 +104,7 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
 
     async append (id, request: AppendRequest): Promise<AppendResult> {
       const c = require(id)
+      if (request.id !== undefined && c.lastAppend?.id === request.id) return c.lastAppend.result
       if (request.fence !== undefined && !holds(c, request.fence)) throw gatewayError('GW_ERR_LEASE_LOST', [request.fence])
       const items = applyOps(c.items, request, options.maxItems)
       c.items = items.items
@@ -113,7 +116,9 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
       if (c.log.length > options.maxLogEvents) c.log.splice(0, c.log.length - options.maxLogEvents)
       if (request.active?.state === 'end') delete c.active
       if (events.length > 0) publish(id, { kind: 'events', firstSeq, events })
-      return { firstSeq, events, ...(items.previousItemId === undefined ? {} : { previousItemId: items.previousItemId }) }
+      const result = { firstSeq, events, ...(items.previousItemId === undefined ? {} : { previousItemId: items.previousItemId }) }
+      if (request.id !== undefined) c.lastAppend = { id: request.id, result }
+      return result
     },
 
     async readLog (id, afterSeq) {

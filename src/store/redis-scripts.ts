@@ -93,6 +93,20 @@ return { meta[2], seq, first, active, tonumber(meta[5] or '0'), leased, items, a
 export const APPEND_SCRIPT = `
 local meta = KEYS[1]
 if redis.call('EXISTS', meta) == 0 then return redis.error_reply('TOKENWIRE NOTFOUND') end
+-- Idempotency: the same append sent twice (a retry after a lost reply) is applied once; the
+-- second call gets the first one's result.
+local appendId = ARGV[9]
+if appendId ~= '' and redis.call('HGET', meta, 'last_append') == appendId then
+  local first = tonumber(redis.call('HGET', meta, 'last_append_seq'))
+  local n = tonumber(redis.call('HGET', meta, 'last_append_count'))
+  local replayed = {}
+  if n > 0 then
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[5], '0-' .. first, '0-' .. (first + n - 1))) do
+      replayed[#replayed + 1] = entry[2][2]
+    end
+  end
+  return { first, redis.call('HGET', meta, 'last_append_prev') or '', replayed }
+end
 local fence = ARGV[4]
 if fence ~= '' then
   -- The lease holder may write; so may a fence whose lease lapsed while no newer fence was
@@ -104,7 +118,7 @@ if fence ~= '' then
 end
 local maxItems = tonumber(ARGV[3])
 local nOps = tonumber(ARGV[8])
-local firstEvent = 9 + nOps * 4
+local firstEvent = 10 + nOps * 4
 
 -- Validate every op against a simulation of the list, so a failing append changes nothing.
 local count = redis.call('LLEN', KEYS[2])
@@ -115,7 +129,7 @@ local function present (id)
   return redis.call('HEXISTS', KEYS[3], id) == 1
 end
 for i = 0, nOps - 1 do
-  local base = 9 + i * 4
+  local base = 10 + i * 4
   local kind, id, where = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   if kind == 'insert' then
     if present(id) then return redis.error_reply('TOKENWIRE DUPLICATE ' .. id) end
@@ -147,7 +161,7 @@ local track = fence ~= '' and active ~= ''
 
 local hadInsert, previous = false, false
 for i = 0, nOps - 1 do
-  local base = 9 + i * 4
+  local base = 10 + i * 4
   local kind, id, where, json = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   if kind == 'insert' then
     local before = false
@@ -208,6 +222,9 @@ end
 local previousTag = ''
 if hadInsert then
   if previous then previousTag = '=' .. previous else previousTag = '^' end
+end
+if appendId ~= '' then
+  redis.call('HSET', meta, 'last_append', appendId, 'last_append_seq', firstSeq, 'last_append_count', #stamped, 'last_append_prev', previousTag)
 end
 return { firstSeq, previousTag, stamped }
 `

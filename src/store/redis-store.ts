@@ -397,7 +397,7 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
       const ops = request.ops ?? []
       const args: Arg[] = [
         ttlMs, options.maxLogEvents, options.maxItems, request.fence === undefined ? '' : String(request.fence),
-        request.active?.state ?? '', request.active?.responseId ?? '', k.live, ops.length
+        request.active?.state ?? '', request.active?.responseId ?? '', k.live, ops.length, request.id ?? ''
       ]
       for (const op of ops) {
         if (op.op === 'insert') {

@@ -325,6 +325,20 @@ export function conversationStoreContract (
         })
       })
 
+      it('applies an append sent twice with the same id once, answering the retry with the first result', async () => {
+        const { id } = await created()
+        const item = { id: 'item_once', object: 'realtime.item' as const, type: 'message' as const, role: 'user' as const, status: 'completed' as const, content: [{ type: 'input_text' as const, text: 'once' }] }
+        const request = { id: 'append-1', events: ['{"type":"a","previous_item_id":"__previous_item_id__"}', '{"type":"b"}'], ops: [{ op: 'insert' as const, item }] }
+        const first = await backend.conversations.append(id, request)
+        const again = await backend.conversations.append(id, request)
+        expect(again).toEqual(first)
+        const snapshot = await backend.conversations.snapshot(id, tenant)
+        expect(snapshot?.lastSeq).toBe(2)
+        expect(snapshot?.items.map((i) => i.id)).toEqual(['item_once'])
+        const other = await backend.conversations.append(id, { id: 'append-2', events: ['{"type":"c"}'] })
+        expect(other.firstSeq).toBe(3)
+      })
+
       it('accepts an append carrying the current fence', async () => {
         const { id } = await created()
         const { fence } = await granted(id)
