@@ -129,6 +129,8 @@ export interface ServerEvent {
 export class GatewaySession implements BenchSession {
   sent = 0
   received = 0
+  /** `response.output_text.delta` events received over the session's life. */
+  textDeltas = 0
   #onEvent: ((event: ServerEvent, at: number) => void) | undefined
   #onClose: (() => void) | undefined
 
@@ -136,7 +138,9 @@ export class GatewaySession implements BenchSession {
     ws.on('message', (data: Buffer) => {
       const at = performance.now()
       this.received++
-      this.#onEvent?.(JSON.parse(data.toString('utf8')) as ServerEvent, at)
+      const event = JSON.parse(data.toString('utf8')) as ServerEvent
+      if (event.type === 'response.output_text.delta') this.textDeltas++
+      this.#onEvent?.(event, at)
     })
     ws.on('close', () => this.#onClose?.())
     ws.on('error', () => { /* surfaced through 'close' */ })

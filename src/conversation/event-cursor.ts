@@ -50,7 +50,7 @@ export class EventCursor {
    * Ends a hold. `skip`: the range this socket already got unsequenced (degraded mode); if the
    * cursor stands right before it, it moves past it so the log's copies are not sent again.
    */
-  release (skip?: { firstSeq: number, lastSeq: number }): void {
+  release (skip?: { readonly firstSeq: number, readonly lastSeq: number }): void {
     this.#holds = Math.max(0, this.#holds - 1)
     if (skip !== undefined && this.#seq === skip.firstSeq - 1) this.#seq = skip.lastSeq
     this.#drain()

@@ -10,10 +10,11 @@ import type { AppendResult, LiveFeed, LiveMessage } from '../store/conversation-
 export interface HubMember {
   deliver (firstSeq: number, events: readonly string[]): void
   resync (): void
-  /** Degraded mode (store down): an event not yet in the log, JSON without event_id. */
-  deliverUncommitted (event: string): void
+  /** Degraded mode (store down): a batch of events not yet in the log, JSON without event_id. */
+  deliverUncommitted (events: readonly string[], batchId: string): void
   hold (): void
-  release (skip?: { firstSeq: number, lastSeq: number }): void
+  /** Ends a hold; a member that was shown batch `batchId` skips its committed range. */
+  release (skip?: { firstSeq: number, lastSeq: number, batchId: string }): void
 }
 
 /** A response generated on this instance. */
@@ -86,15 +87,15 @@ export class ConversationHubs {
   }
 
   /** Shows events the store could not take yet to every local member. */
-  deliverUncommitted (conversationId: string, events: readonly string[]): void {
-    for (const member of this.#hubs.get(conversationId)?.members ?? []) for (const event of events) member.deliverUncommitted(event)
+  deliverUncommitted (conversationId: string, events: readonly string[], batchId: string): void {
+    for (const member of this.#hubs.get(conversationId)?.members ?? []) member.deliverUncommitted(events, batchId)
   }
 
   holdLocal (conversationId: string): void {
     for (const member of this.#hubs.get(conversationId)?.members ?? []) member.hold()
   }
 
-  releaseLocal (conversationId: string, skip?: { firstSeq: number, lastSeq: number }): void {
+  releaseLocal (conversationId: string, skip?: { firstSeq: number, lastSeq: number, batchId: string }): void {
     for (const member of this.#hubs.get(conversationId)?.members ?? []) member.release(skip)
   }
 

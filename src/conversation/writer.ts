@@ -28,12 +28,12 @@ export interface WriterOptions {
   readonly onCommitted: (result: AppendResult) => void
   /** Told once when the writer gives up; it then drops everything emitted after it. */
   readonly onFailed?: (err: unknown) => void
-  /** Degraded mode: shows events (JSON without event_id) to local sockets now, uncommitted. */
-  readonly onUncommitted: (events: readonly string[]) => void
+  /** Degraded mode: shows a batch's events (JSON without event_id) to local sockets now, uncommitted. */
+  readonly onUncommitted: (events: readonly string[], batchId: string) => void
   /** Degraded mode: local sockets must not take live events while the backlog is committed. */
   readonly holdLocal: () => void
-  /** …and may again, skipping the range they already saw. */
-  readonly releaseLocal: (skip?: { firstSeq: number, lastSeq: number }) => void
+  /** …and may again; those that were shown batch `batchId` skip its committed range. */
+  readonly releaseLocal: (skip?: { firstSeq: number, lastSeq: number, batchId: string }) => void
 }
 
 interface Batch {
@@ -106,7 +106,7 @@ export class ConversationWriter {
       events += batch.events.length
       if (batch.shown) continue
       batch.shown = true
-      this.#options.onUncommitted(batch.events)
+      this.#options.onUncommitted(batch.events, batch.id)
     }
     if (events > MAX_BACKLOG_EVENTS) this.#fail(new Error(`store unavailable with over ${MAX_BACKLOG_EVENTS} events waiting`))
   }
@@ -158,7 +158,7 @@ export class ConversationWriter {
     }
     this.#queue.shift()
     if (batch.shown) {
-      this.#options.releaseLocal({ firstSeq: result.firstSeq, lastSeq: result.firstSeq + result.events.length - 1 })
+      this.#options.releaseLocal({ firstSeq: result.firstSeq, lastSeq: result.firstSeq + result.events.length - 1, batchId: batch.id })
     } else {
       this.#options.onCommitted(result)
     }

@@ -76,6 +76,8 @@ export class Session {
   #queue: Promise<void>
   #turns = 0
   #closed = false
+  /** Batches shown to this socket before the store took them (degraded mode). */
+  readonly #shownUncommitted = new Set<string>()
   /** Fires when a response seen on the feed goes quiet: its generator may have died. */
   #watchdog: NodeJS.Timeout | undefined
 
@@ -108,9 +110,13 @@ export class Session {
     this.#member = {
       deliver: (firstSeq, events) => this.#cursor.push(firstSeq, events),
       resync: () => this.#cursor.resync(),
-      deliverUncommitted: (event) => this.#sendFrame(`{"event_id":"${this.#nextEventId()}",${event.slice(1)}`),
+      deliverUncommitted: (events, batchId) => {
+        this.#shownUncommitted.add(batchId)
+        for (const event of events) this.#sendFrame(`{"event_id":"${this.#nextEventId()}",${event.slice(1)}`)
+      },
       hold: () => this.#cursor.hold(),
-      release: (skip) => this.#cursor.release(skip)
+      // Skip the log's copy of a batch only if this socket was shown it uncommitted.
+      release: (skip) => this.#cursor.release(skip !== undefined && this.#shownUncommitted.delete(skip.batchId) ? skip : undefined)
     }
     this.#queue = this.#open().catch((err: unknown) => {
       this.#log.error({ err }, 'session open failed')
@@ -358,7 +364,7 @@ export class Session {
       conversationId,
       fence,
       onCommitted: (result) => this.#options.hubs.deliverLocal(conversationId, result),
-      onUncommitted: (events) => this.#options.hubs.deliverUncommitted(conversationId, events),
+      onUncommitted: (events, batchId) => this.#options.hubs.deliverUncommitted(conversationId, events, batchId),
       holdLocal: () => this.#options.hubs.holdLocal(conversationId),
       releaseLocal: (skip) => this.#options.hubs.releaseLocal(conversationId, skip),
       onFailed: (err) => {

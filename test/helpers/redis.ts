@@ -13,9 +13,11 @@ import { promisify } from 'node:util'
 export interface RedisServer {
   readonly port: number
   readonly url: string
-  /** SIGKILLs the server and waits for it to exit. */
+  /** SIGKILLs the server and waits for it to exit (and removes its files). */
   stop (): Promise<void>
-  /** Starts it again on the same port (empty: nothing is persisted). */
+  /** SIGKILLs the server, keeping its files for `restart()`. */
+  crash (): Promise<void>
+  /** Starts it again on the same port (empty unless started `persistent`). */
   restart (): Promise<void>
 }
 
@@ -167,17 +169,27 @@ async function launchOnFreePorts (args: (ports: number[]) => string[], portCount
   }
 }
 
-export async function startRedis (): Promise<RedisServer> {
+/**
+ * One node. `persistent`: every write is fsynced to an append-only file in a temporary
+ * directory, so `restart()` after a SIGKILL brings back everything acknowledged.
+ */
+export async function startRedis (options: { persistent?: boolean } = {}): Promise<RedisServer> {
   requireRedisInstalled()
-  const { child: first, ports: [port = 0] } = await launchOnFreePorts(() => [], 1, new Set())
+  const dir = options.persistent === true ? await mkdtemp(join(tmpdir(), 'tokenwire-redis-')) : undefined
+  const extra = dir === undefined ? [] : ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always']
+  const { child: first, ports: [port = 0] } = await launchOnFreePorts(() => extra, 1, new Set())
   let child = first
   return {
     port,
     url: `redis://${HOST}:${port}`,
-    stop: async () => { await kill(child) },
+    stop: async () => {
+      await kill(child)
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+    },
+    crash: async () => { await kill(child) },
     restart: async () => {
       await kill(child)
-      child = await launch(port, [])
+      child = await launch(port, extra)
     }
   }
 }

@@ -100,3 +100,49 @@ describe('an instance shut down mid-reply', () => {
     expect((rest.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
   })
 })
+
+describe('Redis killed and restarted mid-reply', () => {
+  it('keeps the reply streaming to its client, commits it once Redis is back, and recovers without a restart', async () => {
+    const persistent = await startRedis({ persistent: true })
+    try {
+      sim = await startSimulator()
+      const env = { REDIS_URL: persistent.url, REDIS_KEY_PREFIX: 'tw-outage:', LEASE_TTL_MS: '5000' }
+      const a = await startGateway({ sim, env })
+      gateways.push(a)
+      const text = 'every token of this reply must reach the client even while redis is gone'
+      sim.enqueue({ text, tokenDelayMs: 40 })
+      const x = await connect(a.url)
+      x.send(userMessage('go'))
+      x.send({ type: 'response.create' })
+      await x.next('response.output_text.delta')
+
+      await persistent.crash() // SIGKILL: acknowledged writes are on disk, nothing after them
+      const during = await x.until('response.output_text.delta')
+      expect(during.length).toBeGreaterThan(0)
+
+      // A new attach while Redis is down gets a clear error, not silence.
+      const refused = await TestClient.open(`${a.url}&conversation_id=${conversationOf(x)}`)
+      clients.push(refused)
+      const error = await refused.next('error')
+      expect(error['error']).toMatchObject({ code: 'store_unavailable' })
+      expect((await refused.closed).code).toBe(1011)
+
+      await persistent.restart()
+      const rest = await x.until('response.done')
+      expect(textOf(x.events)).toBe(text)
+      expect((rest.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
+
+      // Everything was committed once, in order: a fresh attach sees the whole dialog.
+      
+      const later = await connect(`${a.url}&conversation_id=${conversationOf(x)}`)
+
+      const first = await later.next('conversation.item.done')
+      const second = await later.next('conversation.item.done')
+      expect([first['item'], second['item']]).toMatchObject([{ role: 'user' }, { role: 'assistant', status: 'completed', content: [{ text }] }])
+      const log = await later.ask('and now?')
+      expect((log.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
+    } finally {
+      await persistent.stop()
+    }
+  })
+})
