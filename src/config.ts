@@ -47,6 +47,8 @@ export const EnvSchema = Type.Object({
   REDIS_KEY_PREFIX: Type.String({ default: 'tw:', maxLength: 64 }),
   /** Events kept per conversation log for resume (older cursors get resume_cursor_expired). */
   EVENT_LOG_MAX_EVENTS: Int(10_000, 16),
+  /** Least time between two log writes of one reply, in ms: deltas meanwhile are batched. 0: group commit only. */
+  BATCH_LINGER_MS: Int(5),
   /** Lifetime of a response's lease without refresh, in ms: how soon a dead instance's reply is ended. */
   LEASE_TTL_MS: Int(5_000, 100),
   /** A reply whose client disconnects keeps generating (continue) or stops (cancel). */
@@ -80,6 +82,7 @@ export interface UpstreamConfig {
 
 export interface SessionLimits {
   readonly leaseTtlMs: number
+  readonly batchLingerMs: number
   readonly onDisconnect: 'continue' | 'cancel'
   readonly maxItemBytes: number
   readonly maxPendingBytes: number
@@ -170,6 +173,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     },
     session: {
       leaseTtlMs: parsed.LEASE_TTL_MS,
+      batchLingerMs: parsed.BATCH_LINGER_MS,
       onDisconnect: parsed.ON_DISCONNECT,
       maxItemBytes: parsed.MAX_ITEM_BYTES,
       maxPendingBytes: parsed.MAX_PENDING_BYTES,

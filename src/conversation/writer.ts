@@ -1,8 +1,10 @@
 /**
- * Writes one producer's events to a conversation's log with group commit: the first event goes
- * out at once; events emitted while an append is in flight wait and leave together in the
- * next one. So an idle conversation pays one round trip per event, a busy one one per batch,
- * and never one per token. Appends are strictly sequential, so the log keeps emit order.
+ * Writes one producer's events to a conversation's log in small batches: an event after a
+ * quiet spell goes out at once (the first token is not delayed); after that at most one append
+ * starts per `lingerMs` (BATCH_LINGER_MS), and everything emitted meanwhile — or while an
+ * append is in flight — leaves together in the next one. So a token stream costs one round
+ * trip per few milliseconds, never one per token. Appends are strictly sequential, so the log
+ * keeps emit order.
  *
  * When the store is unavailable the writer degrades instead of failing: events are shown to
  * this instance's sockets at once (without cursors) and kept, up to MAX_BACKLOG_EVENTS; once
@@ -24,6 +26,8 @@ export interface WriterOptions {
   readonly conversationId: string
   /** The lease fence every append must carry, for a response's writer. */
   readonly fence?: number
+  /** Least time between the starts of two appends, in ms (BATCH_LINGER_MS). */
+  readonly lingerMs: number
   /** Told about every committed append (to deliver it locally without waiting for the feed). */
   readonly onCommitted: (result: AppendResult) => void
   /** Told once when the writer gives up; it then drops everything emitted after it. */
@@ -57,6 +61,7 @@ export class ConversationWriter {
   #inFlight: Promise<void> | undefined
   #failure: unknown
   #degraded = false
+  #lastCommitAt = -Infinity
 
   constructor (options: WriterOptions) {
     this.#options = options
@@ -127,10 +132,13 @@ export class ConversationWriter {
   }
 
   async #commit (): Promise<void> {
-    await Promise.resolve() // let the current tick's emits join this batch
+    const wait = this.#lastCommitAt + this.#options.lingerMs - performance.now()
+    // Let this tick's emits (and, in a busy stream, the next few ms of them) join the batch.
+    await (wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : Promise.resolve())
     const batch = this.#queue[0]
     if (batch === undefined) return
     batch.sealed = true
+    this.#lastCommitAt = performance.now()
     const { fence } = this.#options
     const ops = [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: structuredClone(item) }))]
     const request: AppendRequest = {

@@ -363,6 +363,7 @@ export class Session {
       store: this.#options.backend.conversations,
       conversationId,
       fence,
+      lingerMs: this.#options.limits.batchLingerMs,
       onCommitted: (result) => this.#options.hubs.deliverLocal(conversationId, result),
       onUncommitted: (events, batchId) => this.#options.hubs.deliverUncommitted(conversationId, events, batchId),
       holdLocal: () => this.#options.hubs.holdLocal(conversationId),

@@ -133,7 +133,7 @@ describe('Redis killed and restarted mid-reply', () => {
       expect((rest.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
 
       // Everything was committed once, in order: a fresh attach sees the whole dialog.
-      
+
       const later = await connect(`${a.url}&conversation_id=${conversationOf(x)}`)
 
       const first = await later.next('conversation.item.done')
