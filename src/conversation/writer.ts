@@ -1,6 +1,6 @@
 /**
  * Writes one producer's events to a conversation's log in small batches: an event after a
- * quiet spell goes out at once (the first token is not delayed); after that at most one append
+ * quiet spell, or one that opens an item (its first token), goes out at once; otherwise at most one append
  * starts per `lingerMs` (BATCH_LINGER_MS), and everything emitted meanwhile — or while an
  * append is in flight — leaves together in the next one. So a token stream costs one round
  * trip per few milliseconds, never one per token. Appends are strictly sequential, so the log
@@ -132,8 +132,9 @@ export class ConversationWriter {
   }
 
   async #commit (): Promise<void> {
-    const wait = this.#lastCommitAt + this.#options.lingerMs - performance.now()
-    // Let this tick's emits (and, in a busy stream, the next few ms of them) join the batch.
+    // Let this tick's emits (and, in a busy stream, the next few ms of them) join the batch;
+    // a batch that opens an item (its first token) does not wait.
+    const wait = this.#queue[0]?.hasInsert === true ? 0 : this.#lastCommitAt + this.#options.lingerMs - performance.now()
     await (wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : Promise.resolve())
     const batch = this.#queue[0]
     if (batch === undefined) return

@@ -292,7 +292,13 @@ export class Session {
 
     let fence: number | undefined
     if (inConversation) {
-      const grant = await this.#options.backend.leases.acquire(this.#conversationId, this.#options.instanceId, id, limits.leaseTtlMs)
+      let grant = await this.#options.backend.leases.acquire(this.#conversationId, this.#options.instanceId, id, limits.leaseTtlMs)
+      // Another instance may be ending a dead instance's response right now; that takes one
+      // append, so wait for it briefly instead of refusing the client.
+      for (let attempt = 0; !grant.granted && grant.holderResponseId.startsWith('recovery_') && attempt < 20; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 25))
+        grant = await this.#options.backend.leases.acquire(this.#conversationId, this.#options.instanceId, id, limits.leaseTtlMs)
+      }
       if (!grant.granted) throw gatewayError('GW_ERR_RESPONSE_ACTIVE', [grant.holderResponseId])
       fence = grant.fence
       if (grant.orphan !== undefined) {

@@ -108,10 +108,12 @@ describe('Redis killed and restarted mid-reply', () => {
       sim = await startSimulator()
       const env = { REDIS_URL: persistent.url, REDIS_KEY_PREFIX: 'tw-outage:', LEASE_TTL_MS: '5000' }
       const a = await startGateway({ sim, env })
-      gateways.push(a)
+      const b = await startGateway({ sim, env })
+      gateways.push(a, b)
       const text = 'every token of this reply must reach the client even while redis is gone'
       sim.enqueue({ text, tokenDelayMs: 40 })
       const x = await connect(a.url)
+      const y = await connect(`${b.url}&conversation_id=${conversationOf(x)}`) // another instance
       x.send(userMessage('go'))
       x.send({ type: 'response.create' })
       await x.next('response.output_text.delta')
@@ -131,6 +133,15 @@ describe('Redis killed and restarted mid-reply', () => {
       const rest = await x.until('response.done')
       expect(textOf(x.events)).toBe(text)
       expect((rest.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
+
+      // The other instance's live feed came back by itself and caught up from the log:
+      // every event once, in order, with cursor ids.
+      const remote = await y.until('response.done')
+      expect(textOf(y.events)).toBe(text)
+      expect((remote.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
+      const cursors = y.events.filter((e) => e.type.startsWith('response.')).map((e) => e.event_id)
+      expect(new Set(cursors).size).toBe(cursors.length)
+      expect(cursors.every((id) => id.startsWith('ev_'))).toBe(true)
 
       // Everything was committed once, in order: a fresh attach sees the whole dialog.
 
