@@ -84,7 +84,8 @@ describe('health and readiness', () => {
 
 describe('limits', () => {
   it('closes a client that does not read with 4008 once MAX_PENDING_BYTES is queued', async () => {
-    gw = await startGateway({ env: { MAX_PENDING_BYTES: '1024' } })
+    // ON_DISCONNECT=cancel: the dropped client's reply stops, so the upstream shows the close.
+    gw = await startGateway({ env: { MAX_PENDING_BYTES: '1024', ON_DISCONNECT: 'cancel' } })
     // ~15 MB of events, more than loopback's kernel buffers hold; then the upstream stalls, so
     // only the gateway's own limit can end this response.
     gw.sim.enqueue({ text: 'word '.repeat(70_000), failure: { kind: 'stall', afterChunks: 65_000 } })

@@ -43,12 +43,15 @@ describe('loadConfig defaults', () => {
       shutdownGraceMs: 10_000
     })
     expect(config.session).toEqual({
+      leaseTtlMs: 5000,
+      batchLingerMs: 5,
+      onDisconnect: 'continue',
       maxItemBytes: 1024 * 1024,
       maxPendingBytes: 8 * 1024 * 1024,
       maxConcurrentResponses: 4,
       maxItemsPerConversation: 1000
     })
-    expect(config.store).toEqual({ maxConversations: 10_000, ttlMs: 24 * 60 * 60 * 1000 })
+    expect(config.store).toEqual({ kind: 'memory', keyPrefix: 'tw:', maxConversations: 10_000, ttlMs: 24 * 60 * 60 * 1000, maxLogEvents: 10_000 })
   })
 
   it('selects the simulator upstream when neither OPENAI_BASE_URL nor OPENAI_API_KEY is set', () => {
@@ -115,7 +118,10 @@ describe('loadConfig conversions', () => {
       HEARTBEAT_INTERVAL_MS: '0',
       SHUTDOWN_GRACE_MS: '100',
       SIMULATOR_FIRST_TOKEN_DELAY_MS: '0',
-      SIMULATOR_TOKEN_DELAY_MS: '1'
+      SIMULATOR_TOKEN_DELAY_MS: '1',
+      EVENT_LOG_MAX_EVENTS: '64',
+      LEASE_TTL_MS: '900',
+      BATCH_LINGER_MS: '0'
     })
     expect(config.port).toBe(9090)
     expect(config.upstream.timeoutMs).toBe(1500)
@@ -124,8 +130,19 @@ describe('loadConfig conversions', () => {
     expect(config.upstream.maxRetryDelayMs).toBe(250)
     expect(config.upstream.simulator).toEqual({ firstTokenDelayMs: 0, tokenDelayMs: 1 })
     expect(config.transport).toEqual({ maxFrameBytes: 2048, maxSessions: 3, heartbeatIntervalMs: 0, shutdownGraceMs: 100 })
-    expect(config.session).toEqual({ maxItemBytes: 512, maxPendingBytes: 4096, maxConcurrentResponses: 2, maxItemsPerConversation: 50 })
-    expect(config.store).toEqual({ maxConversations: 7, ttlMs: 5000 })
+    expect(config.session).toEqual({ leaseTtlMs: 900, batchLingerMs: 0, onDisconnect: 'continue', maxItemBytes: 512, maxPendingBytes: 4096, maxConcurrentResponses: 2, maxItemsPerConversation: 50 })
+    expect(config.store).toEqual({ kind: 'memory', keyPrefix: 'tw:', maxConversations: 7, ttlMs: 5000, maxLogEvents: 64 })
+  })
+
+  it('selects Redis, or Redis Cluster (which wins), from the environment', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6390' }).store).toMatchObject({ kind: 'redis', redisUrl: 'redis://127.0.0.1:6390' })
+    expect(loadConfig({ REDIS_URL: 'redis://x:1', REDIS_CLUSTER_NODES: '10.0.0.1:7000,node-b:7001' }).store).toMatchObject({
+      kind: 'redis-cluster',
+      clusterNodes: [{ host: '10.0.0.1', port: 7000 }, { host: 'node-b', port: 7001 }]
+    })
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'no-port' })).toThrow(/REDIS_CLUSTER_NODES/)
+    expect(() => loadConfig({ REDIS_URL: 'http://wrong' })).toThrow(/REDIS_URL/)
+    expect(() => loadConfig({ ON_DISCONNECT: 'explode' })).toThrow(/ON_DISCONNECT/)
   })
 
   it('keeps string settings as given', () => {
