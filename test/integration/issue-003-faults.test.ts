@@ -6,10 +6,11 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { startSimulator, type Simulator } from '../../src/simulator/simulator.js'
 import { startGateway, type TestGateway } from '../helpers/build-app.js'
 import { startChildGateway, type ChildGateway } from '../helpers/child-gateway.js'
-import { startRedis, type RedisServer } from '../helpers/redis.js'
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.js'
 import { TestClient, textOf } from '../helpers/ws-client.js'
 
 let redis: RedisServer | undefined
+let cluster: RedisCluster | undefined
 let sim: Simulator | undefined
 const gateways: TestGateway[] = []
 const children: ChildGateway[] = []
@@ -21,7 +22,7 @@ afterEach(async () => {
   await sim?.close()
   sim = undefined
 })
-afterAll(async () => { await redis?.stop() })
+afterAll(async () => { await Promise.allSettled([redis?.stop(), cluster?.stop()]) })
 
 async function connect (url: string): Promise<TestClient> {
   const client = await TestClient.connect(url)
@@ -31,18 +32,25 @@ async function connect (url: string): Promise<TestClient> {
 const conversationOf = (client: TestClient) => (client.events[0]?.['session'] as Record<string, string>)['conversation_id'] ?? ''
 const userMessage = (text: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } })
 
-async function setup (env: Record<string, string> = {}) {
-  redis ??= await startRedis()
+async function setup (store: 'redis' | 'cluster' = 'redis') {
+  let location: Record<string, string>
+  if (store === 'redis') {
+    redis ??= await startRedis()
+    location = { REDIS_URL: redis.url }
+  } else {
+    cluster ??= await startRedisCluster()
+    location = { REDIS_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',') }
+  }
   sim = await startSimulator()
-  const shared = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `tw-faults-${Date.now()}:`, LEASE_TTL_MS: '400', ...env }
+  const shared = { ...location, REDIS_KEY_PREFIX: `tw-faults-${Date.now()}:`, LEASE_TTL_MS: '400' }
   const b = await startGateway({ sim, env: shared })
   gateways.push(b)
   return { sim, shared, b }
 }
 
-describe('an instance killed mid-reply (SIGKILL, a real child process)', () => {
+describe.each(['redis', 'cluster'] as const)('an instance killed mid-reply (SIGKILL, a real child process), on %s', (store) => {
   it('leaves the partial reply in the history, ends the response incomplete for attached clients, and a new turn works elsewhere', async () => {
-    const { sim, shared, b } = await setup()
+    const { sim, shared, b } = await setup(store)
     const a = await startChildGateway({ ...shared, OPENAI_BASE_URL: sim.baseURL, OPENAI_API_KEY: 'sk-test-upstream-fake-0000' })
     children.push(a)
     sim.enqueue({ text: 'partial words that never finish because the instance dies', failure: { kind: 'stall', afterChunks: 4 } })

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Cluster } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Item } from '../../src/protocol/events.js'
 import type { Backend, LiveMessage } from '../../src/store/conversation-store.js'
@@ -26,6 +26,38 @@ describe('RedisStore on a single node', () => {
   conversationStoreContract('redis', async () => {
     const backend = createRedisBackend({ url: server.url, keyPrefix, ...contractLimits, log: createLogSink('warn').logger })
     return { backend, teardown: () => backend.close() }
+  })
+})
+
+describe('RedisStore idle expiry', () => {
+  let server: RedisServer
+  beforeAll(async () => { server = await startRedis() })
+  afterAll(async () => { await server.stop() })
+
+  it('expires an idle conversation after CONVERSATION_TTL_MS, every key of it; reads and writes keep one alive', async () => {
+    const backend = createRedisBackend({ url: server.url, keyPrefix, ttlMs: 400, maxLogEvents: 10, maxItems: 10, log: createLogSink('warn').logger })
+    const admin = new Redis(server.url)
+    try {
+      await backend.conversations.create('conv_idle', 'tenant', 'e1')
+      await backend.conversations.create('conv_busy', 'tenant', 'e2')
+      await backend.conversations.append('conv_idle', { events: [delta(1)], ops: [{ op: 'insert', item: item('item_1', 'hi') }] })
+      const keys = Object.values(conversationKeys(keyPrefix, 'conv_idle')).filter((key) => !key.endsWith(':live') && !key.endsWith(':lease') && !key.endsWith(':active_items'))
+      for (const key of keys) {
+        const ttl = await admin.pttl(key)
+        expect(ttl, key).toBeGreaterThan(0)
+        expect(ttl, key).toBeLessThanOrEqual(400)
+      }
+      // conv_busy is read and written while conv_idle is left alone.
+      await vi.waitFor(async () => {
+        await backend.conversations.snapshot('conv_busy', 'tenant')
+        expect(await admin.exists(...keys)).toBe(0) // looked at without touching it
+      }, { timeout: 5_000, interval: 100 })
+      expect(await backend.conversations.snapshot('conv_idle', 'tenant')).toBeUndefined()
+      expect(await backend.conversations.snapshot('conv_busy', 'tenant')).toBeDefined()
+    } finally {
+      await admin.quit()
+      await backend.close()
+    }
   })
 })
 
