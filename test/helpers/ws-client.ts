@@ -76,9 +76,15 @@ export class TestClient {
     return this.events.slice(start, this.#cursor)
   }
 
+  /** The conversation this socket is attached to (from its session.created). */
+  get conversationId (): string {
+    const session = this.events.find((e) => e.type === 'session.created')?.['session']
+    return typeof session === 'object' && session !== null && 'conversation_id' in session ? String(session.conversation_id) : ''
+  }
+
   /** Sends a user message and a response.create, and resolves every event through response.done. */
   async ask (text: string): Promise<ServerEventLike[]> {
-    this.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } })
+    this.send(userMessage(text))
     this.send({ type: 'response.create' })
     return this.until('response.done')
   }
@@ -88,6 +94,11 @@ export class TestClient {
     this.ws.close()
     await this.closed
   }
+}
+
+/** A conversation.item.create event for a user text message. */
+export function userMessage (text: string): Record<string, unknown> {
+  return { type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } }
 }
 
 /** The concatenated text deltas of a list of events. */

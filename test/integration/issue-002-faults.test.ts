@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { startGateway, type TestGateway } from '../helpers/build-app.js'
-import { TestClient, textOf } from '../helpers/ws-client.js'
+import { TestClient, textOf, userMessage } from '../helpers/ws-client.js'
 
 let gw: TestGateway
 const clients: TestClient[] = []
@@ -18,8 +18,6 @@ afterEach(async () => {
   await Promise.allSettled(clients.splice(0).map(async (c) => c.close()))
   await gw?.close()
 })
-
-const userMessage = (text: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } })
 
 describe('response.cancel', () => {
   it('aborts the upstream request at once and ends the response cancelled', async () => {
@@ -104,7 +102,7 @@ describe('client disconnect', () => {
     gw = await startGateway()
     gw.sim.enqueue({ text: 'one two three four five six seven eight', tokenDelayMs: 5 })
     const client = await connect()
-    const conversationId = (client.events[0]?.['session'] as Record<string, string>)['conversation_id']
+    const conversationId = client.conversationId
     client.send(userMessage('go'))
     client.send({ type: 'response.create' })
     const firstDelta = await client.next('response.output_text.delta')

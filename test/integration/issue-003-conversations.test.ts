@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { startInstances, type Instances } from '../helpers/instances.js'
-import { TestClient, textOf, type ServerEventLike } from '../helpers/ws-client.js'
+import { TestClient, textOf, userMessage, type ServerEventLike } from '../helpers/ws-client.js'
 import { backends, stopBackends } from '../helpers/backends.js'
 
 let cluster: Instances | undefined
@@ -22,10 +22,8 @@ async function connect (url: string, options: Parameters<typeof TestClient.conne
   clients.push(client)
   return client
 }
-const conversationOf = (client: TestClient) => (client.events[0]?.['session'] as Record<string, string>)['conversation_id'] ?? ''
 const attachUrl = (url: string, conversationId: string, resumeAfter?: string) =>
   `${url}&conversation_id=${conversationId}${resumeAfter === undefined ? '' : `&resume_after=${resumeAfter}`}`
-const userMessage = (text: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } })
 const responseEvents = (events: ServerEventLike[]) => events.filter((e) => e.type.startsWith('response.'))
 
 describe.each(backends())('on $name', ({ options }) => {
@@ -44,8 +42,8 @@ describe.each(backends())('on $name', ({ options }) => {
     await onA.ask('My name is Ada.')
     await onA.close()
 
-    const onB = await connect(attachUrl(b.url, conversationOf(onA)))
-    expect(conversationOf(onB)).toBe(conversationOf(onA))
+    const onB = await connect(attachUrl(b.url, onA.conversationId))
+    expect(onB.conversationId).toBe(onA.conversationId)
     const replayed = await onB.until('conversation.item.done')
     const second = await onB.next('conversation.item.done')
     expect([replayed.at(-1)?.['item'], second['item']]).toMatchObject([
@@ -75,7 +73,7 @@ describe.each(backends())('on $name', ({ options }) => {
     if (lastSeen === undefined) throw new Error('no delta')
     const before = onA.events.filter((e) => e.type === 'response.output_text.delta')
 
-    const onB = await connect(attachUrl(b.url, conversationOf(onA), lastSeen.event_id))
+    const onB = await connect(attachUrl(b.url, onA.conversationId, lastSeen.event_id))
     const rest = await onB.until('response.done')
     expect(rest.some((e) => e.type.startsWith('conversation.item.done') && e['item'] && (e['item'] as Record<string, string>)['role'] === 'user')).toBe(false)
     const ids = [...before, ...rest].map((e) => e.event_id)
@@ -93,7 +91,7 @@ describe.each(backends())('on $name', ({ options }) => {
     onA.send({ type: 'response.create' })
     await onA.next('response.output_text.delta')
 
-    const onB = await connect(attachUrl(b.url, conversationOf(onA)))
+    const onB = await connect(attachUrl(b.url, onA.conversationId))
     const events = await onB.until('response.done')
     expect(events[0]).toMatchObject({ type: 'conversation.item.done', item: { role: 'user' } })
     expect(events[1]?.type).toBe('response.created')
@@ -107,7 +105,7 @@ describe.each(backends())('on $name', ({ options }) => {
     const { a, b, sim } = await start()
     sim.enqueue({ text: 'same words for everyone' })
     const x = await connect(a.url)
-    const y = await connect(attachUrl(b.url, conversationOf(x)))
+    const y = await connect(attachUrl(b.url, x.conversationId))
     x.send(userMessage('hello both'))
     x.send({ type: 'response.create' })
     const seenByX = await x.until('response.done')
@@ -121,7 +119,7 @@ describe.each(backends())('on $name', ({ options }) => {
     const { a, b, sim } = await start()
     sim.enqueue({ text: 'never ending story goes on', failure: { kind: 'stall', afterChunks: 3 } })
     const x = await connect(a.url)
-    const y = await connect(attachUrl(b.url, conversationOf(x)))
+    const y = await connect(attachUrl(b.url, x.conversationId))
     x.send(userMessage('go'))
     x.send({ type: 'response.create' })
     await y.next('response.output_text.delta')
@@ -137,7 +135,7 @@ describe.each(backends())('on $name', ({ options }) => {
     const { a, b, sim } = await start()
     sim.enqueue({ text: 'slow', failure: { kind: 'stall', afterChunks: 2 } })
     const x = await connect(a.url)
-    const y = await connect(attachUrl(b.url, conversationOf(x)))
+    const y = await connect(attachUrl(b.url, x.conversationId))
     x.send(userMessage('go'))
     x.send({ type: 'response.create' })
     await y.next('response.created')
@@ -158,7 +156,7 @@ describe.each(backends())('on $name', ({ options }) => {
     sim.enqueue({ text: 'stored reply' })
     const onA = await connect(a.url)
     await onA.ask('remember me')
-    const onB = await connect(attachUrl(b.url, conversationOf(onA), 'ev_deadbeef_3'))
+    const onB = await connect(attachUrl(b.url, onA.conversationId, 'ev_deadbeef_3'))
     const error = await onB.next('error')
     expect(error['error']).toMatchObject({ code: 'resume_cursor_expired', param: 'resume_after' })
     const first = await onB.next('conversation.item.done')
@@ -170,7 +168,7 @@ describe.each(backends())('on $name', ({ options }) => {
     const { a, b } = await start({ GATEWAY_API_KEYS: 'gw-test-key-a:tenant-a,gw-test-key-b:tenant-b' })
     const owner = await connect(a.url, { headers: { authorization: 'Bearer gw-test-key-a' } })
     const outcomes = []
-    for (const id of [conversationOf(owner), 'conv_doesnotexist']) {
+    for (const id of [owner.conversationId, 'conv_doesnotexist']) {
       const intruder = await TestClient.open(attachUrl(b.url, id), { headers: { authorization: 'Bearer gw-test-key-b' } })
       clients.push(intruder)
       const error = await intruder.next('error')

@@ -7,7 +7,7 @@ import { startSimulator, type Simulator } from '../../src/simulator/simulator.js
 import { startGateway, type TestGateway } from '../helpers/build-app.js'
 import { startChildGateway, type ChildGateway } from '../helpers/child-gateway.js'
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.js'
-import { TestClient, textOf } from '../helpers/ws-client.js'
+import { TestClient, textOf, userMessage } from '../helpers/ws-client.js'
 
 let redis: RedisServer | undefined
 let cluster: RedisCluster | undefined
@@ -29,8 +29,6 @@ async function connect (url: string): Promise<TestClient> {
   clients.push(client)
   return client
 }
-const conversationOf = (client: TestClient) => (client.events[0]?.['session'] as Record<string, string>)['conversation_id'] ?? ''
-const userMessage = (text: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } })
 
 async function setup (store: 'redis' | 'cluster' = 'redis') {
   let location: Record<string, string>
@@ -56,7 +54,7 @@ describe.each(['redis', 'cluster'] as const)('an instance killed mid-reply (SIGK
     sim.enqueue({ text: 'partial words that never finish because the instance dies', failure: { kind: 'stall', afterChunks: 4 } })
 
     const x = await connect(a.url)
-    const y = await connect(`${b.url}&conversation_id=${conversationOf(x)}`)
+    const y = await connect(`${b.url}&conversation_id=${x.conversationId}`)
     x.send(userMessage('tell me a long story'))
     x.send({ type: 'response.create' })
     await y.next('response.output_text.delta')
@@ -101,7 +99,7 @@ describe('an instance shut down mid-reply', () => {
     const last = x.events.at(-1)
     if (last === undefined) throw new Error('no events')
 
-    const again = await connect(`${b.url}&conversation_id=${conversationOf(x)}&resume_after=${last.event_id}`)
+    const again = await connect(`${b.url}&conversation_id=${x.conversationId}&resume_after=${last.event_id}`)
     const rest = await again.until('response.done')
     await closing
     expect(textOf(before) + textOf(rest)).toBe(text)
@@ -121,7 +119,7 @@ describe('Redis killed and restarted mid-reply', () => {
       const text = 'every token of this reply must reach the client even while redis is gone'
       sim.enqueue({ text, tokenDelayMs: 40 })
       const x = await connect(a.url)
-      const y = await connect(`${b.url}&conversation_id=${conversationOf(x)}`) // another instance
+      const y = await connect(`${b.url}&conversation_id=${x.conversationId}`) // another instance
       x.send(userMessage('go'))
       x.send({ type: 'response.create' })
       await x.next('response.output_text.delta')
@@ -131,7 +129,7 @@ describe('Redis killed and restarted mid-reply', () => {
       expect(during.length).toBeGreaterThan(0)
 
       // A new attach while Redis is down gets a clear error, not silence.
-      const refused = await TestClient.open(`${a.url}&conversation_id=${conversationOf(x)}`)
+      const refused = await TestClient.open(`${a.url}&conversation_id=${x.conversationId}`)
       clients.push(refused)
       const error = await refused.next('error')
       expect(error['error']).toMatchObject({ code: 'store_unavailable' })
@@ -153,7 +151,7 @@ describe('Redis killed and restarted mid-reply', () => {
 
       // Everything was committed once, in order: a fresh attach sees the whole dialog.
 
-      const later = await connect(`${a.url}&conversation_id=${conversationOf(x)}`)
+      const later = await connect(`${a.url}&conversation_id=${x.conversationId}`)
 
       const first = await later.next('conversation.item.done')
       const second = await later.next('conversation.item.done')
