@@ -7,10 +7,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { SessionLimits } from '../config.js'
-import { ConversationHubs, type HubMember } from '../conversation/hub.js'
+import type { ConversationHubs, HubMember } from '../conversation/hub.js'
 import { EventCursor } from '../conversation/event-cursor.js'
 import { toChatMessages } from '../conversation/history.js'
-import { ConversationWriter } from '../conversation/writer.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
 import { idSequence, newId } from '../ids.js'
 import type { Log } from '../logger.js'
@@ -18,8 +17,9 @@ import { CloseCodes } from '../protocol/close-codes.js'
 import { encode, type Codec } from '../protocol/codec.js'
 import type { ClientEvent, FunctionTool, GatewaySession, Item, ItemInput, OutgoingEvent, SessionPatch, ToolChoice } from '../protocol/events.js'
 import type { ChatTool, ChatToolChoice, ModelProvider, ModelRequest } from '../providers/provider.js'
-import { PREVIOUS_ITEM_MARKER, parseEventId, type Backend, type Snapshot } from '../store/conversation-store.js'
-import { ResponseRun, closingEvents, type ResponseSink } from './response-run.js'
+import { PREVIOUS_ITEM_MARKER, parseEventId, type Backend, type ItemOp, type Snapshot } from '../store/conversation-store.js'
+import type { ConversationResponses } from './conversation-responses.js'
+import { ResponseRun } from './response-run.js'
 import type { SessionSocket } from './socket.js'
 
 export interface ConversationLimits {
@@ -35,8 +35,7 @@ export interface SessionOptions {
   readonly codec: Codec
   readonly backend: Backend
   readonly hubs: ConversationHubs
-  /** Names this gateway instance in leases. */
-  readonly instanceId: string
+  readonly responses: ConversationResponses
   readonly provider: ModelProvider
   readonly tenant: string
   /** The model the client asked for: the `model` query parameter, else DEFAULT_MODEL. */
@@ -197,7 +196,7 @@ export class Session {
     this.#log.info({ model: this.#config.model, resume: attach.resumeAfter !== undefined }, 'session attached')
     this.#emit({ type: 'session.created', session: this.#config })
     this.#replay(snapshot, attach.resumeAfter)
-    if (snapshot.active !== undefined && !snapshot.leased) this.#recoverOrphan()
+    if (snapshot.active !== undefined && !snapshot.leased) this.#options.responses.recoverOrphan(this.#conversationId, this.#log)
   }
 
   /** Brings an attaching client up to date: from its cursor, or the items and any reply in flight. */
@@ -273,173 +272,48 @@ export class Session {
   }
 
   /** A client's change to the conversation: one unfenced append, delivered here at once. */
-  async #append (events: OutgoingEvent[], op: Parameters<ConversationWriter['emit']>[1]): Promise<void> {
+  async #append (events: OutgoingEvent[], op: ItemOp): Promise<void> {
     const result = await this.#options.backend.conversations.append(this.#conversationId, {
       id: newId('append'),
       events: events.map((e) => JSON.stringify(e)),
-      ...(op === undefined ? {} : { ops: [op] })
+      ops: [op]
     })
     this.#options.hubs.deliverLocal(this.#conversationId, result)
   }
 
   async #createResponse (event: EventOf<'response.create'>): Promise<void> {
     const params = event.response ?? {}
-    const inConversation = params.conversation !== 'none'
     const limits = this.#options.limits
     if (this.#localRuns.size + this.#started.size >= limits.maxConcurrentResponses) throw gatewayError('GW_ERR_RESPONSE_LIMIT', [limits.maxConcurrentResponses])
     const id = newId('resp')
     const log = this.#log.child({ responseId: id })
-
-    let fence: number | undefined
-    if (inConversation) {
-      let grant = await this.#options.backend.leases.acquire(this.#conversationId, this.#options.instanceId, id, limits.leaseTtlMs)
-      // Another instance may be ending a dead instance's response right now; that takes one
-      // append, so wait for it briefly instead of refusing the client.
-      for (let attempt = 0; !grant.granted && grant.holderResponseId.startsWith('recovery_') && attempt < 20; attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, 25))
-        grant = await this.#options.backend.leases.acquire(this.#conversationId, this.#options.instanceId, id, limits.leaseTtlMs)
-      }
-      if (!grant.granted) throw gatewayError('GW_ERR_RESPONSE_ACTIVE', [grant.holderResponseId])
-      fence = grant.fence
-      if (grant.orphan !== undefined) {
-        log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
-        await this.#endOrphan(grant.orphan, fence)
-      }
-    }
-
+    const slot = params.conversation === 'none' ? undefined : await this.#options.responses.reserve(this.#conversationId, id, log)
     try {
       const context = params.input === undefined ? await this.#items() : params.input.map((input) => toItem(input, newId('item')))
-      const request = this.#request(params, context)
-      const maxOutputTokens = params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf'
-      const writer = fence === undefined ? undefined : this.#writer(fence)
       const run = new ResponseRun({
         id,
         provider: this.#options.provider,
-        request,
-        sink: writer === undefined ? this.#localSink() : this.#logSink(writer, id),
+        request: this.#request(params, context),
+        // Out-of-band responses go to this socket only; the others through the conversation's log.
+        sink: slot?.sink ?? { emit: (e) => this.#emit(e), touch: () => {} },
         newItemId: () => newId('item'),
-        conversationId: inConversation ? this.#conversationId : null,
+        conversationId: slot === undefined ? null : this.#conversationId,
         metadata: params.metadata ?? null,
-        maxOutputTokens,
+        maxOutputTokens: params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf',
         onError: (err) => log.warn({ err }, 'response failed upstream')
       })
       this.#turns++
-      if (writer === undefined || fence === undefined) {
+      if (slot === undefined) {
         this.#localRuns.set(id, run)
         run.run().finally(() => this.#localRuns.delete(id)).catch((err: unknown) => log.error({ err }, 'response run crashed'))
         return
       }
       this.#started.add(id)
-      await this.#options.hubs.addRun(this.#conversationId, run)
-      this.#options.hubs.track(this.#drive(run, writer, fence, log).finally(() => this.#started.delete(id)))
+      await slot.start(run, log, () => this.#started.delete(id))
     } catch (err) {
-      if (fence !== undefined) await this.#options.backend.leases.release(this.#conversationId, fence)
+      await slot?.abandon()
       throw err
     }
-  }
-
-  /** Runs a conversation response to its end under the lease: refreshes it, stops if it is lost. */
-  async #drive (run: ResponseRun, writer: ConversationWriter, fence: number, log: Log): Promise<void> {
-    const { backend, hubs, limits } = this.#options
-    const conversationId = this.#conversationId
-    const refresh = setInterval(() => {
-      backend.leases.refresh(conversationId, fence, limits.leaseTtlMs).then((held) => {
-        if (!held) {
-          log.warn({ fence }, 'lease lost; stopping the response')
-          run.abort(false)
-        }
-      }, (err: unknown) => log.warn({ err }, 'lease refresh failed'))
-    }, Math.max(50, Math.floor(limits.leaseTtlMs / 3)))
-    try {
-      const response = await run.run()
-      await writer.flush()
-      log.debug({ status: response.status }, 'response done')
-    } catch (err) {
-      log.warn({ err }, 'response could not be written')
-    } finally {
-      clearInterval(refresh)
-      hubs.removeRun(conversationId, run.id)
-      await backend.leases.release(conversationId, fence).catch((err: unknown) => log.warn({ err }, 'lease release failed'))
-    }
-  }
-
-  #writer (fence: number): ConversationWriter {
-    const conversationId = this.#conversationId
-    return new ConversationWriter({
-      store: this.#options.backend.conversations,
-      conversationId,
-      fence,
-      lingerMs: this.#options.limits.batchLingerMs,
-      onCommitted: (result) => this.#options.hubs.deliverLocal(conversationId, result),
-      onUncommitted: (events, batchId) => this.#options.hubs.deliverUncommitted(conversationId, events, batchId),
-      holdLocal: () => this.#options.hubs.holdLocal(conversationId),
-      releaseLocal: (skip) => this.#options.hubs.releaseLocal(conversationId, skip),
-      onFailed: (err) => {
-        this.#log.warn({ err }, 'conversation write failed; stopping the response')
-        this.#options.hubs.localRun(conversationId)?.abort(false)
-      }
-    })
-  }
-
-  /** Events of a conversation response go to the log; response.created/done mark it active. */
-  #logSink (writer: ConversationWriter, responseId: string): ResponseSink {
-    return {
-      emit: (event, op) => {
-        const active = event.type === 'response.created'
-          ? { responseId, state: 'start' as const }
-          : event.type === 'response.done' ? { responseId, state: 'end' as const } : undefined
-        writer.emit(JSON.stringify(event), op, active)
-      },
-      touch: (item) => writer.touch(item)
-    }
-  }
-
-  /** Out-of-band responses go to this socket only. */
-  #localSink (): ResponseSink {
-    return { emit: (event) => this.#emit(event), touch: () => {} }
-  }
-
-  /** Ends a response whose instance died: its open items end incomplete, then response.done. */
-  async #endOrphan (orphan: { responseId: string, items: Item[] }, fence: number): Promise<void> {
-    const writer = this.#writer(fence)
-    const output = orphan.items.map((item) => ({ ...item, status: 'incomplete' as const }))
-    for (const [index, item] of output.entries()) {
-      for (const event of closingEvents(orphan.responseId, item, index, true)) {
-        writer.emit(JSON.stringify(event), event.type === 'conversation.item.done' ? { op: 'replace', item } : undefined)
-      }
-    }
-    const done: OutgoingEvent = {
-      type: 'response.done',
-      response: {
-        id: orphan.responseId,
-        object: 'realtime.response',
-        status: 'incomplete',
-        status_details: { type: 'incomplete', error: { type: 'server_error', code: 'generator_lost' } },
-        output,
-        conversation_id: this.#conversationId,
-        output_modalities: ['text']
-      }
-    }
-    writer.emit(JSON.stringify(done), undefined, { responseId: orphan.responseId, state: 'end' })
-    await writer.flush()
-  }
-
-  /** Another instance's response is active without a lease: take over just long enough to end it. */
-  #recoverOrphan (): void {
-    const { backend, instanceId, limits } = this.#options
-    const conversationId = this.#conversationId
-    const recovery = newId('recovery')
-    backend.leases.acquire(conversationId, instanceId, recovery, limits.leaseTtlMs).then(async (grant) => {
-      if (!grant.granted) return
-      try {
-        if (grant.orphan !== undefined) {
-          this.#log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
-          await this.#endOrphan(grant.orphan, grant.fence)
-        }
-      } finally {
-        await backend.leases.release(conversationId, grant.fence)
-      }
-    }).catch((err: unknown) => this.#log.warn({ err }, 'orphan recovery failed'))
   }
 
   async #cancelResponse (event: EventOf<'response.cancel'>): Promise<void> {
@@ -507,7 +381,7 @@ export class Session {
       clearTimeout(this.#watchdog)
       this.#watchdog = setTimeout(() => {
         this.#watchdog = undefined
-        if (!this.#closed && this.#options.hubs.localRun(this.#conversationId) === undefined) this.#recoverOrphan()
+        if (!this.#closed && this.#options.hubs.localRun(this.#conversationId) === undefined) this.#options.responses.recoverOrphan(this.#conversationId, this.#log)
       }, this.#options.limits.leaseTtlMs * 2).unref()
     }
   }

@@ -13,6 +13,7 @@ import { CloseCodes } from '../protocol/close-codes.js'
 import { createCodec } from '../protocol/codec.js'
 import type { ConversationHubs } from '../conversation/hub.js'
 import type { ModelProvider } from '../providers/provider.js'
+import { ConversationResponses } from '../session/conversation-responses.js'
 import { Session } from '../session/session.js'
 import type { SessionManager } from '../session/session-manager.js'
 import type { SessionSocket } from '../session/socket.js'
@@ -46,6 +47,13 @@ interface RealtimeQuery {
 
 const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions }) => {
   const codec = createCodec({ maxItemBytes: config.session.maxItemBytes })
+  const responses = new ConversationResponses({
+    backend,
+    hubs,
+    instanceId,
+    leaseTtlMs: config.session.leaseTtlMs,
+    batchLingerMs: config.session.batchLingerMs
+  })
   await app.register(websocket, {
     options: {
       maxPayload: config.transport.maxFrameBytes,
@@ -92,7 +100,7 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       codec,
       backend,
       hubs,
-      instanceId,
+      responses,
       provider,
       ...(conversationId === undefined ? {} : { attach: { conversationId, ...(resumeAfter === undefined ? {} : { resumeAfter }) } }),
       tenant: request.tenant,

@@ -1,0 +1,171 @@
+/**
+ * Responses that join a conversation, for every session of this instance: takes the
+ * conversation's lease (ending a dead instance's response first), writes the response's events
+ * to the log under its fence, refreshes the lease while it runs and releases it at the end.
+ */
+import type { ConversationHubs } from '../conversation/hub.js'
+import { ConversationWriter } from '../conversation/writer.js'
+import { gatewayError } from '../errors.js'
+import { newId } from '../ids.js'
+import type { Log } from '../logger.js'
+import type { Item, OutgoingEvent } from '../protocol/events.js'
+import type { Backend } from '../store/conversation-store.js'
+import { closingEvents, type ResponseRun, type ResponseSink } from './response-run.js'
+
+export interface ConversationResponsesOptions {
+  readonly backend: Backend
+  readonly hubs: ConversationHubs
+  /** Names this instance in leases. */
+  readonly instanceId: string
+  readonly leaseTtlMs: number
+  readonly batchLingerMs: number
+}
+
+/** A response's right to write: its fence, and the sink its events go through. */
+export interface ResponseSlot {
+  readonly fence: number
+  readonly sink: ResponseSink
+  /** Runs `run` to its end in the background (the hub tracks it for shutdown); resolves when started. */
+  start (run: ResponseRun, log: Log, onEnd: () => void): Promise<void>
+  /** Gives the lease back without running anything (the request could not be built). */
+  abandon (): Promise<void>
+}
+
+/** How long `reserve` waits, at most, for another instance to end a dead instance's response. */
+const RECOVERY_WAIT_ATTEMPTS = 20
+const RECOVERY_WAIT_MS = 25
+
+export class ConversationResponses {
+  readonly #options: ConversationResponsesOptions
+
+  constructor (options: ConversationResponsesOptions) {
+    this.#options = options
+  }
+
+  /**
+   * Takes the conversation's lease for `responseId`, or rejects with GW_ERR_RESPONSE_ACTIVE
+   * naming the response that holds it. A response left by a dead instance is ended first.
+   */
+  async reserve (conversationId: string, responseId: string, log: Log): Promise<ResponseSlot> {
+    const { backend, instanceId, leaseTtlMs } = this.#options
+    let grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs)
+    // Another instance may be ending a dead instance's response right now; that takes one
+    // append, so wait for it briefly instead of refusing the client.
+    for (let attempt = 0; !grant.granted && grant.holderResponseId.startsWith('recovery_') && attempt < RECOVERY_WAIT_ATTEMPTS; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, RECOVERY_WAIT_MS))
+      grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs)
+    }
+    if (!grant.granted) throw gatewayError('GW_ERR_RESPONSE_ACTIVE', [grant.holderResponseId])
+    const { fence } = grant
+    if (grant.orphan !== undefined) {
+      log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
+      await this.#endOrphan(conversationId, grant.orphan, fence, log)
+    }
+    const writer = this.#writer(conversationId, fence, log)
+    return {
+      fence,
+      sink: logSink(writer, responseId),
+      start: async (run, runLog, onEnd) => {
+        await this.#options.hubs.addRun(conversationId, run)
+        this.#options.hubs.track(this.#drive(conversationId, run, writer, fence, runLog).finally(onEnd))
+      },
+      abandon: async () => { await backend.leases.release(conversationId, fence) }
+    }
+  }
+
+  /** Another instance's response is active without a lease: take over just long enough to end it. */
+  recoverOrphan (conversationId: string, log: Log): void {
+    const { backend, instanceId, leaseTtlMs } = this.#options
+    backend.leases.acquire(conversationId, instanceId, newId('recovery'), leaseTtlMs).then(async (grant) => {
+      if (!grant.granted) return
+      try {
+        if (grant.orphan !== undefined) {
+          log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
+          await this.#endOrphan(conversationId, grant.orphan, grant.fence, log)
+        }
+      } finally {
+        await backend.leases.release(conversationId, grant.fence)
+      }
+    }).catch((err: unknown) => log.warn({ err }, 'orphan recovery failed'))
+  }
+
+  /** Runs a response to its end under the lease: refreshes it, stops the run if it is lost. */
+  async #drive (conversationId: string, run: ResponseRun, writer: ConversationWriter, fence: number, log: Log): Promise<void> {
+    const { backend, hubs, leaseTtlMs } = this.#options
+    const refresh = setInterval(() => {
+      backend.leases.refresh(conversationId, fence, leaseTtlMs).then((held) => {
+        if (!held) {
+          log.warn({ fence }, 'lease lost; stopping the response')
+          run.abort(false)
+        }
+      }, (err: unknown) => log.warn({ err }, 'lease refresh failed'))
+    }, Math.max(50, Math.floor(leaseTtlMs / 3)))
+    try {
+      const response = await run.run()
+      await writer.flush()
+      log.debug({ status: response.status }, 'response done')
+    } catch (err) {
+      log.warn({ err }, 'response could not be written')
+    } finally {
+      clearInterval(refresh)
+      hubs.removeRun(conversationId, run.id)
+      await backend.leases.release(conversationId, fence).catch((err: unknown) => log.warn({ err }, 'lease release failed'))
+    }
+  }
+
+  #writer (conversationId: string, fence: number, log: Log): ConversationWriter {
+    const { backend, hubs, batchLingerMs } = this.#options
+    return new ConversationWriter({
+      store: backend.conversations,
+      conversationId,
+      fence,
+      lingerMs: batchLingerMs,
+      onCommitted: (result) => hubs.deliverLocal(conversationId, result),
+      onUncommitted: (events, batchId) => hubs.deliverUncommitted(conversationId, events, batchId),
+      holdLocal: () => hubs.holdLocal(conversationId),
+      releaseLocal: (skip) => hubs.releaseLocal(conversationId, skip),
+      onFailed: (err) => {
+        log.warn({ err }, 'conversation write failed; stopping the response')
+        hubs.localRun(conversationId)?.abort(false)
+      }
+    })
+  }
+
+  /** Ends a response whose instance died: its open items end incomplete, then response.done. */
+  async #endOrphan (conversationId: string, orphan: { responseId: string, items: Item[] }, fence: number, log: Log): Promise<void> {
+    const writer = this.#writer(conversationId, fence, log)
+    const output = orphan.items.map((item) => ({ ...item, status: 'incomplete' as const }))
+    for (const [index, item] of output.entries()) {
+      for (const event of closingEvents(orphan.responseId, item, index, true)) {
+        writer.emit(JSON.stringify(event), event.type === 'conversation.item.done' ? { op: 'replace', item } : undefined)
+      }
+    }
+    const done: OutgoingEvent = {
+      type: 'response.done',
+      response: {
+        id: orphan.responseId,
+        object: 'realtime.response',
+        status: 'incomplete',
+        status_details: { type: 'incomplete', error: { type: 'server_error', code: 'generator_lost' } },
+        output,
+        conversation_id: conversationId,
+        output_modalities: ['text']
+      }
+    }
+    writer.emit(JSON.stringify(done), undefined, { responseId: orphan.responseId, state: 'end' })
+    await writer.flush()
+  }
+}
+
+/** Events of a conversation response go to the log; response.created/done mark it active. */
+function logSink (writer: ConversationWriter, responseId: string): ResponseSink {
+  return {
+    emit: (event, op) => {
+      const active = event.type === 'response.created'
+        ? { responseId, state: 'start' as const }
+        : event.type === 'response.done' ? { responseId, state: 'end' as const } : undefined
+      writer.emit(JSON.stringify(event), op, active)
+    },
+    touch: (item) => writer.touch(item)
+  }
+}
