@@ -3,6 +3,7 @@
  * multi-instance setup of issue 3. `memory`: one in-process MemoryBackend object shared by
  * the instances; `redis` / `cluster`: each instance has its own RedisStore connections.
  */
+import { loadConfig } from '../../src/config.js'
 import { createMemoryBackend } from '../../src/store/memory-store.js'
 import { startSimulator, type Simulator } from '../../src/simulator/simulator.js'
 import { startGateway, type TestGateway } from './build-app.js'
@@ -23,8 +24,10 @@ export interface InstancesOptions {
 
 export async function startInstances (options: InstancesOptions = {}): Promise<Instances> {
   const sim = await startSimulator()
+  // The shared memory backend takes its limits from the same environment the instances get.
+  const { store, session } = loadConfig(options.env ?? {})
   const shared = options.sharedMemory === true
-    ? createMemoryBackend({ maxConversations: 1000, ttlMs: 60_000, maxLogEvents: 10_000, maxItems: 1000 })
+    ? createMemoryBackend({ maxConversations: store.maxConversations, ttlMs: store.ttlMs, maxLogEvents: store.maxLogEvents, maxItems: session.maxItemsPerConversation })
     : undefined
   const gateways: TestGateway[] = []
   try {

@@ -164,6 +164,21 @@ describe.each(backends())('on $name', ({ options }) => {
     expect([first['item'], second['item']]).toMatchObject([{ role: 'user' }, { role: 'assistant', content: [{ text: 'stored reply' }] }])
   })
 
+  it('refuses a cursor that was trimmed from the log (EVENT_LOG_MAX_EVENTS), then sends the items', async () => {
+    const { a, b, sim } = await start({ EVENT_LOG_MAX_EVENTS: '16' })
+    const text = 'a reply long enough to push its own first events out of a sixteen event log'
+    sim.enqueue({ text })
+    const onA = await connect(a.url)
+    const events = await onA.ask('long one')
+    const early = events.find((e) => e.type === 'response.created')
+    if (early === undefined) throw new Error('no response.created')
+    const onB = await connect(attachUrl(b.url, onA.conversationId, early.event_id))
+    expect((await onB.next('error'))['error']).toMatchObject({ code: 'resume_cursor_expired' })
+    await onB.next('conversation.item.done')
+    const reply = await onB.next('conversation.item.done')
+    expect(reply['item']).toMatchObject({ role: 'assistant', content: [{ text }] })
+  })
+
   it("treats another tenant's conversation exactly like an unknown one", async () => {
     const { a, b } = await start({ GATEWAY_API_KEYS: 'gw-test-key-a:tenant-a,gw-test-key-b:tenant-b' })
     const owner = await connect(a.url, { headers: { authorization: 'Bearer gw-test-key-a' } })
