@@ -14,7 +14,11 @@ import { startSimulator } from './simulator/simulator.js'
 import { hostname } from 'node:os'
 import { ConversationHubs } from './conversation/hub.js'
 import { newId } from './ids.js'
+import type { SessionTools } from './session/session.js'
 import type { Backend } from './store/conversation-store.js'
+import { builtinTools } from './tools/builtin/index.js'
+import { createHttpTool } from './tools/http-tool.js'
+import { ToolRegistry, type ServerTool } from './tools/registry.js'
 import { createMemoryBackend } from './store/memory-store.js'
 import { httpRoutes } from './transport/http.js'
 import { webSocketTransport } from './transport/websocket.js'
@@ -25,10 +29,12 @@ export interface AppDependencies {
   readonly provider?: ModelProvider
   /** Replaces the store the config names (memory, Redis or Redis Cluster). */
   readonly backend?: Backend
+  /** More server-side tools (written with `defineTool`), beside the built-ins and TOOLS_FILE. */
+  readonly tools?: readonly ServerTool[]
   readonly logger?: Logger
 }
 
-export async function buildApp ({ config, provider, backend, logger }: AppDependencies): Promise<FastifyInstance> {
+export async function buildApp ({ config, provider, backend, tools, logger }: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger === undefined ? { logger: loggerOptions(config.logLevel) } : { loggerInstance: logger }),
     ...(config.tls === undefined ? {} : { https: { cert: config.tls.cert, key: config.tls.key } }),
@@ -55,10 +61,15 @@ export async function buildApp ({ config, provider, backend, logger }: AppDepend
     }
   )
 
+  const registry = new ToolRegistry([
+    ...builtinTools.filter((tool) => config.tools.builtins.includes(tool.name)),
+    ...config.tools.http.map(createHttpTool),
+    ...(tools ?? [])
+  ])
   const sessions = new SessionManager(config.transport.maxSessions)
   await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, backend: store, sessions })
   const instanceId = `${hostname()}-${process.pid}-${newId('gw').slice(3, 9)}`
-  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions })
+  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry) })
   return app
 }
 
@@ -93,4 +104,15 @@ async function resolveUpstream (app: FastifyInstance, config: Config): Promise<R
   app.addHook('onClose', async () => { await simulator.close() })
   app.log.warn({ baseURL: simulator.baseURL }, 'SIMULATED UPSTREAM: no OPENAI_BASE_URL or OPENAI_API_KEY is set, so replies come from the built-in simulator')
   return { kind: 'simulator', baseURL: simulator.baseURL, apiKey: 'sk-simulator-not-a-real-key' }
+}
+
+/** The registry as sessions see it: names, upstream definitions, and a call that never rejects. */
+function sessionTools (registry: ToolRegistry): SessionTools {
+  const tools = registry.list()
+  return {
+    names: new Set(tools.map((tool) => tool.name)),
+    chatTools: tools.map((tool) => ({ name: tool.name, description: tool.description, parameters: tool.parameters })),
+    has: (name) => registry.has(name),
+    call: async (name, argumentsJson, context) => registry.call(name, argumentsJson, context)
+  }
 }

@@ -5,8 +5,11 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { builtinTools } from './tools/builtin/index.js'
+import { parseToolsFile, type HttpToolDefinition } from './tools/tools-file.js'
 
 const Int = (def: number, min = 0) => Type.Integer({ default: def, minimum: min })
+const DEFAULT_BUILTIN_TOOLS = 'current_time,calculate'
 
 /** Every variable the gateway reads, with its default (units in the name). */
 export const EnvSchema = Type.Object({
@@ -60,6 +63,12 @@ export const EnvSchema = Type.Object({
   HEARTBEAT_INTERVAL_MS: Int(30_000),
   /** How long shutdown waits for sessions to close after sending them 1012, in ms. */
   SHUTDOWN_GRACE_MS: Int(10_000),
+  /** JSON file of HTTP tools the gateway calls itself (see README). Absent: none. */
+  TOOLS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Built-in tools offered to the model, comma-separated; `none` offers none. */
+  BUILTIN_TOOLS: Type.String({ default: DEFAULT_BUILTIN_TOOLS }),
+  /** Model↔tool rounds allowed per user turn. */
+  MAX_TOOL_STEPS: Int(8, 1),
   /** Pacing of the built-in simulator when it is the upstream (demo mode), in ms. */
   SIMULATOR_FIRST_TOKEN_DELAY_MS: Int(250),
   SIMULATOR_TOKEN_DELAY_MS: Int(30)
@@ -114,6 +123,12 @@ export interface Config {
     readonly ttlMs: number
     readonly maxLogEvents: number
   }
+  /** Server-side tools: HTTP tools from TOOLS_FILE, the enabled built-ins by name, and rounds per turn. */
+  readonly tools: {
+    readonly http: readonly HttpToolDefinition[]
+    readonly builtins: readonly string[]
+    readonly maxSteps: number
+  }
 }
 
 /** Thrown by `loadConfig` with every problem found, one per line. */
@@ -145,6 +160,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
   const apiKeys = parseApiKeys(known['GATEWAY_API_KEYS'], problems)
   const tls = readTls(known['TLS_CERT_FILE'], known['TLS_KEY_FILE'], problems)
+  const tools = readTools(known['TOOLS_FILE'], known['BUILTIN_TOOLS'], env, problems)
   if (problems.length > 0 || !Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
 
   const simulated = parsed.OPENAI_BASE_URL === undefined && parsed.OPENAI_API_KEY === undefined
@@ -195,7 +211,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       maxConversations: parsed.MEMORY_STORE_MAX_CONVERSATIONS,
       ttlMs: parsed.CONVERSATION_TTL_MS,
       maxLogEvents: parsed.EVENT_LOG_MAX_EVENTS
-    }
+    },
+    tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS }
   })
 }
 
@@ -223,6 +240,26 @@ function readTls (certFile: string | undefined, keyFile: string | undefined, pro
   } catch (err) {
     problems.push(`TLS_CERT_FILE / TLS_KEY_FILE: ${(err as Error).message}`)
     return undefined
+  }
+}
+
+/** BUILTIN_TOOLS and TOOLS_FILE: the enabled built-in tool names and the HTTP tools; problems are reported, not thrown. */
+function readTools (file: string | undefined, list: string | undefined, env: NodeJS.ProcessEnv, problems: string[]): { http: HttpToolDefinition[], builtins: string[] } {
+  const known = builtinTools.map((tool) => tool.name)
+  const names = (list ?? DEFAULT_BUILTIN_TOOLS).split(',').map((s) => s.trim()).filter(Boolean)
+  const unknown = names.filter((name) => name !== 'none' && !known.includes(name))
+  if (names.includes('none') && names.length > 1) problems.push('BUILTIN_TOOLS: "none" cannot be combined with tool names')
+  else if (unknown.length > 0) problems.push(`BUILTIN_TOOLS: unknown built-in tool ${unknown.map((n) => JSON.stringify(n)).join(', ')} (known: ${known.join(', ')}, or none)`)
+  const builtins = [...new Set(names.filter((name) => known.includes(name)))]
+  if (file === undefined) return { http: [], builtins }
+  try {
+    const http = parseToolsFile(readFileSync(file, 'utf8'), file, env)
+    const clash = http.find((tool) => builtins.includes(tool.name))
+    if (clash !== undefined) problems.push(`TOOLS_FILE: ${file}: tool ${JSON.stringify(clash.name)} has the name of a built-in tool; rename it or leave it out of BUILTIN_TOOLS`)
+    return { http, builtins }
+  } catch (err) {
+    problems.push(`TOOLS_FILE: ${err instanceof Error ? err.message : String(err)}`)
+    return { http: [], builtins }
   }
 }
 

@@ -8,7 +8,7 @@ import { ConversationWriter } from '../conversation/writer.js'
 import { gatewayError } from '../errors.js'
 import { newId } from '../ids.js'
 import type { Log } from '../logger.js'
-import type { Item, OutgoingEvent } from '../protocol/events.js'
+import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
 import type { Backend } from '../store/conversation-store.js'
 import { closingEvents, type ResponseRun, type ResponseSink } from './response-run.js'
 
@@ -25,11 +25,20 @@ export interface ConversationResponsesOptions {
 export interface ResponseSlot {
   readonly fence: number
   readonly sink: ResponseSink
-  /** Runs `run` to its end in the background (the hub tracks it for shutdown); resolves when started. */
-  start (run: ResponseRun, log: Log, onEnd: () => void): Promise<void>
+  /**
+   * Runs `run` to its end in the background (the hub tracks it for shutdown); resolves when
+   * started. After each response, `next` may return a follow-up response of the same turn (after
+   * server-side tools ran); the lease is held until the turn ends.
+   */
+  start (run: ResponseRun, log: Log, onEnd: () => void, next?: FollowUp): Promise<void>
   /** Gives the lease back without running anything (the request could not be built). */
   abandon (): Promise<void>
+  /** Resolves once everything sent through `sink` is in the store (before reading the history back). */
+  flush (): Promise<void>
 }
+
+/** Given the response that just ended, the next response of the turn, if any. */
+export type FollowUp = (response: ResponseResource, signal: AbortSignal) => Promise<ResponseRun | undefined>
 
 /** How long `reserve` waits, at most, for another instance to end a dead instance's response. */
 const RECOVERY_WAIT_ATTEMPTS = 20
@@ -65,11 +74,13 @@ export class ConversationResponses {
     return {
       fence,
       sink: logSink(writer, responseId),
-      start: async (run, runLog, onEnd) => {
-        await this.#options.hubs.addRun(conversationId, run)
-        this.#options.hubs.track(this.#drive(conversationId, run, writer, fence, runLog).finally(onEnd))
+      start: async (run, runLog, onEnd, next) => {
+        const turn = new Turn(run)
+        await this.#options.hubs.addRun(conversationId, turn)
+        this.#options.hubs.track(this.#drive(conversationId, turn, writer, fence, runLog, next).finally(onEnd))
       },
-      abandon: async () => { await backend.leases.release(conversationId, fence) }
+      abandon: async () => { await backend.leases.release(conversationId, fence) },
+      flush: async () => { await writer.flush() }
     }
   }
 
@@ -89,26 +100,30 @@ export class ConversationResponses {
     }).catch((err: unknown) => log.warn({ err }, 'orphan recovery failed'))
   }
 
-  /** Runs a response to its end under the lease: refreshes it, stops the run if it is lost. */
-  async #drive (conversationId: string, run: ResponseRun, writer: ConversationWriter, fence: number, log: Log): Promise<void> {
+  /** Runs a turn's responses to the end under the lease: refreshes it, stops the turn if it is lost. */
+  async #drive (conversationId: string, turn: Turn, writer: ConversationWriter, fence: number, log: Log, next: FollowUp | undefined): Promise<void> {
     const { backend, hubs, leaseTtlMs } = this.#options
     const refresh = setInterval(() => {
       backend.leases.refresh(conversationId, fence, leaseTtlMs).then((held) => {
         if (!held) {
           log.warn({ fence }, 'lease lost; stopping the response')
-          run.abort(false)
+          turn.abort(false)
         }
       }, (err: unknown) => log.warn({ err }, 'lease refresh failed'))
     }, Math.max(50, Math.floor(leaseTtlMs / 3)))
     try {
-      const response = await run.run()
+      for (let run: ResponseRun | undefined = turn.current; run !== undefined;) {
+        const response = await run.run()
+        log.debug({ status: response.status, responseId: run.id }, 'response done')
+        run = turn.stopped || next === undefined ? undefined : await next(response, turn.signal)
+        if (run !== undefined) turn.continueWith(run)
+      }
       await writer.flush()
-      log.debug({ status: response.status }, 'response done')
     } catch (err) {
       log.warn({ err }, 'response could not be written')
     } finally {
       clearInterval(refresh)
-      hubs.removeRun(conversationId, run.id)
+      hubs.removeRun(conversationId, turn.responseId)
       await backend.leases.release(conversationId, fence).catch((err: unknown) => log.warn({ err }, 'lease release failed'))
     }
   }
@@ -167,5 +182,45 @@ function logSink (writer: ConversationWriter, responseId: string): ResponseSink 
       writer.emit(JSON.stringify(event), op, active)
     },
     touch: (item) => writer.touch(item)
+  }
+}
+
+/**
+ * One user turn: a response, and the follow-ups server-side tools lead to. Cancelling it stops
+ * the current response and its tools, and no follow-up starts.
+ */
+class Turn {
+  #current: ResponseRun
+  readonly #controller = new AbortController()
+
+  constructor (first: ResponseRun) {
+    this.#current = first
+  }
+
+  get current (): ResponseRun {
+    return this.#current
+  }
+
+  /** The response running now: what `response.cancel` with a response_id names. */
+  get responseId (): string {
+    return this.#current.id
+  }
+
+  /** Aborted when the turn is cancelled: running tools see it. */
+  get signal (): AbortSignal {
+    return this.#controller.signal
+  }
+
+  get stopped (): boolean {
+    return this.#controller.signal.aborted
+  }
+
+  continueWith (run: ResponseRun): void {
+    this.#current = run
+  }
+
+  abort (clientCancelled: boolean): void {
+    this.#controller.abort()
+    this.#current.abort(clientCancelled)
   }
 }

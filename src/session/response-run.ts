@@ -33,6 +33,11 @@ export interface ResponseRunOptions {
   readonly maxOutputTokens: number | 'inf'
   /** Told when the upstream fails (for logging); the client learns from response.done. */
   readonly onError?: (err: unknown) => void
+  /**
+   * The turn's model↔tool bound: when `reached`, a response that ends asking for a server-side
+   * tool ends `incomplete` (max_tool_steps) instead, and the calls are left unanswered.
+   */
+  readonly toolSteps?: { readonly reached: boolean, readonly max: number, readonly serverTools: ReadonlySet<string> }
 }
 
 interface OpenText { readonly item: MessageItem, readonly outputIndex: number, text: string }
@@ -110,6 +115,11 @@ export class ResponseRun {
         ? { type: failure.type, code: failure.wire, message: failure.message }
         : { type: 'server_error', code: 'server_error', message: 'The response failed' }
       return this.#resource('failed', { type: 'failed', error })
+    }
+    const steps = this.#options.toolSteps
+    if (finish === 'tool_calls' && steps?.reached === true && this.#output.some((item) => item.type === 'function_call' && steps.serverTools.has(item.name))) {
+      const error = { type: 'invalid_request_error', code: 'max_tool_steps', message: `MAX_TOOL_STEPS (${steps.max}) reached: the model asked for more tool calls in this turn` }
+      return this.#resource('incomplete', { type: 'incomplete', error })
     }
     if (finish === 'length') return this.#resource('incomplete', { type: 'incomplete', reason: 'max_output_tokens' })
     if (finish === 'content_filter') return this.#resource('incomplete', { type: 'incomplete', reason: 'content_filter' })

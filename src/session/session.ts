@@ -15,11 +15,11 @@ import { idSequence, newId } from '../ids.js'
 import type { Log } from '../logger.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { encode, type Codec } from '../protocol/codec.js'
-import type { ClientEvent, FunctionTool, GatewaySession, Item, ItemInput, OutgoingEvent, SessionPatch, ToolChoice } from '../protocol/events.js'
+import type { ClientEvent, FunctionTool, GatewaySession, Item, ItemInput, OutgoingEvent, ResponseResource, SessionPatch, ToolChoice } from '../protocol/events.js'
 import type { ChatTool, ChatToolChoice, ModelProvider, ModelRequest } from '../providers/provider.js'
 import { PREVIOUS_ITEM_MARKER, parseEventId, type Backend, type ItemOp, type Snapshot } from '../store/conversation-store.js'
 import type { ConversationResponses } from './conversation-responses.js'
-import { ResponseRun } from './response-run.js'
+import { ResponseRun, type ResponseSink } from './response-run.js'
 import type { SessionSocket } from './socket.js'
 
 export interface ConversationLimits {
@@ -36,19 +36,33 @@ export interface SessionOptions {
   readonly backend: Backend
   readonly hubs: ConversationHubs
   readonly responses: ConversationResponses
+  /** Server-side tools: offered to the model in conversation responses and run by the gateway. */
+  readonly tools: SessionTools
   readonly provider: ModelProvider
   readonly tenant: string
   /** The model the client asked for: the `model` query parameter, else DEFAULT_MODEL. */
   readonly model: string
   /** Stands in for realtime-only model names (gpt-realtime…), which no Chat upstream serves. */
   readonly defaultModel: string
-  readonly limits: SessionLimits & ConversationLimits
+  readonly limits: SessionLimits & ConversationLimits & { readonly maxToolSteps: number }
   readonly log: Log
   /** Attach to a stored conversation instead of creating one; resume after an event cursor. */
   readonly attach?: { readonly conversationId: string, readonly resumeAfter?: string }
 }
 
+/** What a session needs of the gateway's server-side tools (tools/registry.ts provides it). */
+export interface SessionTools {
+  /** Their names, which client-declared tools may not reuse. */
+  readonly names: ReadonlySet<string>
+  /** Their definitions as the upstream gets them. */
+  readonly chatTools: readonly ChatTool[]
+  has (name: string): boolean
+  /** Validates and runs one call; never rejects (failures are outputs the model sees). */
+  call (name: string, argumentsJson: string, context: { signal: AbortSignal, conversationId: string, tenant: string }): Promise<{ ok: boolean, output: string }>
+}
+
 type EventOf<T extends ClientEvent['type']> = Extract<ClientEvent, { type: T }>
+type ResponseParamsOf = NonNullable<EventOf<'response.create'>['response']>
 
 /** A session lives for 1 hour in the Realtime API; we report the same horizon. */
 const SESSION_HORIZON_S = 3600
@@ -232,6 +246,10 @@ export class Session {
 
   #updateSession (event: EventOf<'session.update'>): void {
     const patch: SessionPatch = event.session
+    const clash = patch.tools?.findIndex((tool) => this.#options.tools.has(tool.name)) ?? -1
+    if (clash !== -1) {
+      throw gatewayError('GW_ERR_PROTOCOL_INVALID_EVENT', ['session.update', `tool name ${JSON.stringify(patch.tools?.[clash]?.name)} is taken by a server-side tool`], { param: `session.tools[${clash}].name` })
+    }
     const notices: string[] = []
     const next: GatewaySession = { ...this.#config }
     for (const [key, value] of Object.entries(patch)) {
@@ -290,18 +308,9 @@ export class Session {
     const slot = params.conversation === 'none' ? undefined : await this.#options.responses.reserve(this.#conversationId, id, log)
     try {
       const context = params.input === undefined ? await this.#items() : params.input.map((input) => toItem(input, newId('item')))
-      const run = new ResponseRun({
-        id,
-        provider: this.#options.provider,
-        request: this.#request(params, context),
-        // Out-of-band responses go to this socket only; the others through the conversation's log.
-        sink: slot?.sink ?? { emit: (e) => this.#emit(e), touch: () => {} },
-        newItemId: () => newId('item'),
-        conversationId: slot === undefined ? null : this.#conversationId,
-        metadata: params.metadata ?? null,
-        maxOutputTokens: params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf',
-        onError: (err) => log.warn({ err }, 'response failed upstream')
-      })
+      // Out-of-band responses go to this socket only; the others through the conversation's log.
+      const sink: ResponseSink = slot?.sink ?? { emit: (e) => this.#emit(e), touch: () => {} }
+      const run = this.#newRun(id, params, context, sink, slot === undefined ? 0 : 1, log)
       this.#turns++
       if (slot === undefined) {
         this.#localRuns.set(id, run)
@@ -309,11 +318,59 @@ export class Session {
         return
       }
       this.#started.add(id)
-      await slot.start(run, log, () => this.#started.delete(id))
+      let step = 1
+      await slot.start(run, log, () => this.#started.delete(id), async (response, signal) => {
+        if (!await this.#runServerTools(response, sink, signal)) return undefined
+        await slot.flush() // the follow-up reads the history back: the outputs must be in it
+        step++
+        const followUp = newId('resp')
+        return this.#newRun(followUp, params, await this.#items(), sink, step, this.#log.child({ responseId: followUp }))
+      })
     } catch (err) {
       await slot?.abandon()
       throw err
     }
+  }
+
+  /**
+   * One response of a turn. `step`: its place among the turn's model↔tool rounds (0: out of band,
+   * where server-side tools are not offered).
+   */
+  #newRun (id: string, params: ResponseParamsOf, context: Item[], sink: ResponseSink, step: number, log: Log): ResponseRun {
+    const tools = this.#options.tools
+    return new ResponseRun({
+      id,
+      provider: this.#options.provider,
+      request: this.#request(params, context, step > 0),
+      sink,
+      newItemId: () => newId('item'),
+      conversationId: step === 0 ? null : this.#conversationId,
+      metadata: params.metadata ?? null,
+      maxOutputTokens: params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf',
+      onError: (err) => log.warn({ err }, 'response failed upstream'),
+      ...(step === 0 ? {} : { toolSteps: { reached: step >= this.#options.limits.maxToolSteps, max: this.#options.limits.maxToolSteps, serverTools: tools.names } })
+    })
+  }
+
+  /**
+   * Runs the server-side tools a completed response asked for, concurrently, and adds their
+   * outputs to the conversation. Resolves whether the turn goes on by itself: only when every
+   * call was server-side (a client's own tools wait for the client's outputs) and not cancelled.
+   */
+  async #runServerTools (response: ResponseResource, sink: ResponseSink, signal: AbortSignal): Promise<boolean> {
+    if (response.status !== 'completed') return false
+    const calls = (response.output ?? []).flatMap((item) => item.type === 'function_call' && item.call_id !== undefined ? [{ ...item, call_id: item.call_id }] : [])
+    const tools = this.#options.tools
+    const server = calls.filter((call) => tools.has(call.name))
+    if (server.length === 0) return false
+    const context = { signal, conversationId: this.#conversationId, tenant: this.#options.tenant }
+    const results = await Promise.all(server.map(async (call) => tools.call(call.name, call.arguments, context)))
+    for (const [index, call] of server.entries()) {
+      const item: Item = { id: newId('item'), object: 'realtime.item', type: 'function_call_output', status: 'completed', call_id: call.call_id, output: results[index]?.output ?? '' }
+      sink.emit({ type: 'conversation.item.added', previous_item_id: PREVIOUS_ITEM, item }, { op: 'insert', item })
+      sink.emit({ type: 'conversation.item.done', previous_item_id: PREVIOUS_ITEM, item })
+    }
+    return server.length === calls.length && !signal.aborted
   }
 
   async #cancelResponse (event: EventOf<'response.cancel'>): Promise<void> {
@@ -330,9 +387,10 @@ export class Session {
     await this.#options.backend.live.publishCancel(this.#conversationId, active)
   }
 
-  #request (params: NonNullable<EventOf<'response.create'>['response']>, context: Item[]): ModelRequest {
+  #request (params: ResponseParamsOf, context: Item[], serverTools: boolean): ModelRequest {
     const config = this.#config
-    const tools = params.tools ?? config.tools?.filter((tool): tool is FunctionTool => tool.type === 'function') ?? []
+    const clientTools = params.tools ?? config.tools?.filter((tool): tool is FunctionTool => tool.type === 'function') ?? []
+    const tools = [...clientTools.map(toChatTool), ...(serverTools ? this.#options.tools.chatTools : [])]
     const toolChoice = params.tool_choice ?? config.tool_choice
     const maxOutputTokens = params.max_output_tokens ?? config.max_output_tokens ?? 'inf'
     const temperature = params.temperature ?? config.temperature
@@ -340,7 +398,7 @@ export class Session {
     return {
       model: this.#upstreamModel(params.model ?? config.model),
       messages: toChatMessages(context, params.instructions ?? config.instructions),
-      ...(tools.length > 0 ? { tools: tools.map(toChatTool) } : {}),
+      ...(tools.length > 0 ? { tools } : {}),
       ...(toolChoice === undefined ? {} : { toolChoice: toChatToolChoice(toolChoice) }),
       ...(parallel === undefined ? {} : { parallelToolCalls: parallel }),
       ...(temperature === undefined ? {} : { temperature }),

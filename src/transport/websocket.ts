@@ -14,7 +14,7 @@ import { createCodec } from '../protocol/codec.js'
 import type { ConversationHubs } from '../conversation/hub.js'
 import type { ModelProvider } from '../providers/provider.js'
 import { ConversationResponses } from '../session/conversation-responses.js'
-import { Session } from '../session/session.js'
+import { Session, type SessionTools } from '../session/session.js'
 import type { SessionManager } from '../session/session-manager.js'
 import type { SessionSocket } from '../session/socket.js'
 import type { Backend } from '../store/conversation-store.js'
@@ -28,6 +28,7 @@ export interface WebSocketTransportOptions {
   /** Names this instance in conversation leases. */
   readonly instanceId: string
   readonly sessions: SessionManager
+  readonly tools: SessionTools
 }
 
 declare module 'fastify' {
@@ -45,7 +46,7 @@ interface RealtimeQuery {
   resume_after?: string
 }
 
-const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions }) => {
+const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions, tools }) => {
   const codec = createCodec({ maxItemBytes: config.session.maxItemBytes })
   const responses = new ConversationResponses({
     backend,
@@ -101,12 +102,13 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       backend,
       hubs,
       responses,
+      tools,
       provider,
       ...(conversationId === undefined ? {} : { attach: { conversationId, ...(resumeAfter === undefined ? {} : { resumeAfter }) } }),
       tenant: request.tenant,
       model: request.query.model ?? config.upstream.defaultModel,
       defaultModel: config.upstream.defaultModel,
-      limits: config.session,
+      limits: { ...config.session, maxToolSteps: config.tools.maxSteps },
       log: request.log.child({ sessionId })
     })
     sessions.add(session)

@@ -58,7 +58,7 @@ afterEach(async () => {
 })
 
 async function start (): Promise<TestGateway> {
-  const gw = await startGateway()
+  const gw = await startGateway({ env: { BUILTIN_TOOLS: 'none' } }) // only the agent's own tool goes upstream
   gateways.push(gw)
   return gw
 }
