@@ -16,6 +16,7 @@ import { ConversationHubs } from './conversation/hub.js'
 import { newId } from './ids.js'
 import type { SessionTools } from './session/session.js'
 import type { Backend } from './store/conversation-store.js'
+import { checkChainTools } from './chains/chains-file.js'
 import { builtinTools } from './tools/builtin/index.js'
 import { createHttpTool } from './tools/http-tool.js'
 import { ToolRegistry, type ServerTool } from './tools/registry.js'
@@ -66,10 +67,13 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
     ...config.tools.http.map(createHttpTool),
     ...(tools ?? [])
   ])
+  // A chain step naming a tool the gateway does not have fails start-up, naming file and entry.
+  checkChainTools(config.chains.definitions, config.chains.file ?? 'CHAINS_FILE', (name) => registry.has(name))
+  const chains = new Map(config.chains.definitions.map((chain) => [chain.name, chain]))
   const sessions = new SessionManager(config.transport.maxSessions)
   await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, backend: store, sessions })
   const instanceId = `${hostname()}-${process.pid}-${newId('gw').slice(3, 9)}`
-  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry) })
+  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry), chains })
   return app
 }
 

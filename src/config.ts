@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseChainsFile, type ChainDefinition } from './chains/chains-file.js'
 import { builtinTools } from './tools/builtin/index.js'
 import { parseToolsFile, type HttpToolDefinition } from './tools/tools-file.js'
 
@@ -69,6 +70,8 @@ export const EnvSchema = Type.Object({
   BUILTIN_TOOLS: Type.String({ default: DEFAULT_BUILTIN_TOOLS }),
   /** Model↔tool rounds allowed per user turn. */
   MAX_TOOL_STEPS: Int(8, 1),
+  /** JSON or YAML file of named prompt chains (see README). Absent: none. */
+  CHAINS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Pacing of the built-in simulator when it is the upstream (demo mode), in ms. */
   SIMULATOR_FIRST_TOKEN_DELAY_MS: Int(250),
   SIMULATOR_TOKEN_DELAY_MS: Int(30)
@@ -129,6 +132,8 @@ export interface Config {
     readonly builtins: readonly string[]
     readonly maxSteps: number
   }
+  /** Prompt chains from CHAINS_FILE (their tools are checked against the registry in buildApp). */
+  readonly chains: { readonly file?: string, readonly definitions: readonly ChainDefinition[] }
 }
 
 /** Thrown by `loadConfig` with every problem found, one per line. */
@@ -161,6 +166,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const apiKeys = parseApiKeys(known['GATEWAY_API_KEYS'], problems)
   const tls = readTls(known['TLS_CERT_FILE'], known['TLS_KEY_FILE'], problems)
   const tools = readTools(known['TOOLS_FILE'], known['BUILTIN_TOOLS'], env, problems)
+  const chains = readChains(known['CHAINS_FILE'], problems)
   if (problems.length > 0 || !Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
 
   const simulated = parsed.OPENAI_BASE_URL === undefined && parsed.OPENAI_API_KEY === undefined
@@ -212,7 +218,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       ttlMs: parsed.CONVERSATION_TTL_MS,
       maxLogEvents: parsed.EVENT_LOG_MAX_EVENTS
     },
-    tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS }
+    tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS },
+    chains: { ...(known['CHAINS_FILE'] === undefined ? {} : { file: known['CHAINS_FILE'] }), definitions: chains }
   })
 }
 
@@ -260,6 +267,17 @@ function readTools (file: string | undefined, list: string | undefined, env: Nod
   } catch (err) {
     problems.push(`TOOLS_FILE: ${err instanceof Error ? err.message : String(err)}`)
     return { http: [], builtins }
+  }
+}
+
+/** CHAINS_FILE: the chain definitions; problems are reported, not thrown. */
+function readChains (file: string | undefined, problems: string[]): ChainDefinition[] {
+  if (file === undefined) return []
+  try {
+    return parseChainsFile(readFileSync(file, 'utf8'), file)
+  } catch (err) {
+    problems.push(`CHAINS_FILE: ${err instanceof Error ? err.message : String(err)}`)
+    return []
   }
 }
 

@@ -6,6 +6,8 @@
  * store interfaces, nothing else.
  */
 import { randomBytes } from 'node:crypto'
+import type { ChainDefinition } from '../chains/chains-file.js'
+import { renderTemplate } from '../chains/template.js'
 import type { SessionLimits } from '../config.js'
 import type { ConversationHubs, HubMember } from '../conversation/hub.js'
 import { EventCursor } from '../conversation/event-cursor.js'
@@ -38,6 +40,8 @@ export interface SessionOptions {
   readonly responses: ConversationResponses
   /** Server-side tools: offered to the model in conversation responses and run by the gateway. */
   readonly tools: SessionTools
+  /** Prompt chains by name (CHAINS_FILE). */
+  readonly chains: ReadonlyMap<string, ChainDefinition>
   readonly provider: ModelProvider
   readonly tenant: string
   /** The model the client asked for: the `model` query parameter, else DEFAULT_MODEL. */
@@ -301,6 +305,8 @@ export class Session {
 
   async #createResponse (event: EventOf<'response.create'>): Promise<void> {
     const params = event.response ?? {}
+    const chain = params.metadata?.['chain']
+    if (chain !== undefined) return this.#runChain(chain)
     const limits = this.#options.limits
     if (this.#localRuns.size + this.#started.size >= limits.maxConcurrentResponses) throw gatewayError('GW_ERR_RESPONSE_LIMIT', [limits.maxConcurrentResponses])
     const id = newId('resp')
@@ -353,23 +359,114 @@ export class Session {
   }
 
   /**
+   * Runs a prompt chain on the latest user message, as one turn under the conversation's lease:
+   * each step is a response of its own (`metadata: {chain, step}`); the intermediate ones are
+   * out-of-band (logged and fanned out, not in the conversation), the last one's answer joins the
+   * conversation. A step's server-side tools run inside the step. Cancelling stops the chain.
+   */
+  async #runChain (name: string): Promise<void> {
+    const chain = this.#options.chains.get(name)
+    if (chain === undefined) throw gatewayError('GW_ERR_PROTOCOL_INVALID_EVENT', ['response.create', `no chain named ${JSON.stringify(name.slice(0, 64))}`], { param: 'response.metadata.chain' })
+    const input = latestUserText(await this.#items())
+    if (input === undefined) throw gatewayError('GW_ERR_PROTOCOL_INVALID_EVENT', ['response.create', 'a chain runs on the latest user message, and there is none'], { param: 'response.metadata.chain' })
+    const limits = this.#options.limits
+    if (this.#localRuns.size + this.#started.size >= limits.maxConcurrentResponses) throw gatewayError('GW_ERR_RESPONSE_LIMIT', [limits.maxConcurrentResponses])
+    const firstId = newId('resp')
+    const log = this.#log.child({ responseId: firstId, chain: name })
+    const slot = await this.#options.responses.reserve(this.#conversationId, firstId, log)
+    const outputs: Record<string, string> = {}
+    let index = 0
+    let round = 1
+    let context: Item[] = []
+    const stepRun = (id: string): ResponseRun => {
+      const step = chain.steps[index]
+      if (step === undefined) throw new Error('chain step out of range')
+      const last = index === chain.steps.length - 1
+      const tools = this.#options.tools.chatTools.filter((tool) => step.tools.includes(tool.name))
+      return new ResponseRun({
+        id,
+        provider: this.#options.provider,
+        request: {
+          model: this.#upstreamModel(step.model ?? this.#config.model),
+          messages: toChatMessages(context, step.instructions),
+          ...(tools.length > 0 ? { tools: [...tools] } : {}),
+          ...(this.#config.temperature === undefined ? {} : { temperature: this.#config.temperature })
+        },
+        sink: slot.sink,
+        newItemId: () => newId('item'),
+        conversationId: last ? this.#conversationId : null,
+        metadata: { chain: name, step: step.name },
+        maxOutputTokens: 'inf',
+        onError: (err) => log.warn({ err, step: step.name }, 'chain step failed upstream'),
+        toolSteps: { reached: round >= limits.maxToolSteps, max: limits.maxToolSteps, serverTools: new Set(step.tools) }
+      })
+    }
+    const startStep = (): ResponseRun => {
+      const step = chain.steps[index]
+      context = step === undefined ? [] : [userItem(renderTemplate(step.prompt, { input, steps: outputs }))]
+      round = 1
+      return stepRun(newId('resp'))
+    }
+    try {
+      context = [userItem(renderTemplate(chain.steps[0]?.prompt ?? { parts: [] }, { input, steps: outputs }))]
+      const first = stepRun(firstId)
+      this.#turns++
+      this.#started.add(firstId)
+      await slot.start(first, log, () => this.#started.delete(firstId), async (response, signal) => {
+        if (response.status !== 'completed') return undefined
+        const step = chain.steps[index]
+        const last = index === chain.steps.length - 1
+        const calls = functionCalls(response)
+        if (calls.length > 0) {
+          // A tool round inside the step: the step's own context grows by the calls and outputs.
+          const results = await this.#callTools(calls, signal)
+          if (last) {
+            for (const output of results) this.#emitStoredOutput(slot.sink, output)
+            await slot.flush()
+          }
+          context = [...context, ...calls, ...results]
+          if (signal.aborted || results.length < calls.length) return undefined
+          round++
+          return stepRun(newId('resp'))
+        }
+        if (step === undefined || last) return undefined
+        outputs[step.name] = responseText(response)
+        index++
+        return startStep()
+      })
+    } catch (err) {
+      await slot.abandon()
+      throw err
+    }
+  }
+
+  /** Runs server-side tool calls concurrently; one output item per call, in call order. Never rejects. */
+  async #callTools (calls: readonly CallItem[], signal: AbortSignal): Promise<Item[]> {
+    const tools = this.#options.tools
+    const context = { signal, conversationId: this.#conversationId, tenant: this.#options.tenant }
+    const results = await Promise.all(calls.map(async (call) => tools.has(call.name)
+      ? tools.call(call.name, call.arguments, context)
+      : { ok: false, output: JSON.stringify({ error: { code: 'unknown_tool', message: `no server-side tool named ${call.name}` } }) }))
+    return calls.map((call, index): Item => ({ id: newId('item'), object: 'realtime.item', type: 'function_call_output', status: 'completed', call_id: call.call_id, output: results[index]?.output ?? '' }))
+  }
+
+  /** Adds a tool output to the conversation, as the client sees any item arrive. */
+  #emitStoredOutput (sink: ResponseSink, item: Item): void {
+    sink.emit({ type: 'conversation.item.added', previous_item_id: PREVIOUS_ITEM, item }, { op: 'insert', item })
+    sink.emit({ type: 'conversation.item.done', previous_item_id: PREVIOUS_ITEM, item })
+  }
+
+  /**
    * Runs the server-side tools a completed response asked for, concurrently, and adds their
    * outputs to the conversation. Resolves whether the turn goes on by itself: only when every
    * call was server-side (a client's own tools wait for the client's outputs) and not cancelled.
    */
   async #runServerTools (response: ResponseResource, sink: ResponseSink, signal: AbortSignal): Promise<boolean> {
     if (response.status !== 'completed') return false
-    const calls = (response.output ?? []).flatMap((item) => item.type === 'function_call' && item.call_id !== undefined ? [{ ...item, call_id: item.call_id }] : [])
-    const tools = this.#options.tools
-    const server = calls.filter((call) => tools.has(call.name))
+    const calls = functionCalls(response)
+    const server = calls.filter((call) => this.#options.tools.has(call.name))
     if (server.length === 0) return false
-    const context = { signal, conversationId: this.#conversationId, tenant: this.#options.tenant }
-    const results = await Promise.all(server.map(async (call) => tools.call(call.name, call.arguments, context)))
-    for (const [index, call] of server.entries()) {
-      const item: Item = { id: newId('item'), object: 'realtime.item', type: 'function_call_output', status: 'completed', call_id: call.call_id, output: results[index]?.output ?? '' }
-      sink.emit({ type: 'conversation.item.added', previous_item_id: PREVIOUS_ITEM, item }, { op: 'insert', item })
-      sink.emit({ type: 'conversation.item.done', previous_item_id: PREVIOUS_ITEM, item })
-    }
+    for (const output of await this.#callTools(server, signal)) this.#emitStoredOutput(sink, output)
     return server.length === calls.length && !signal.aborted
   }
 
@@ -473,6 +570,31 @@ export class Session {
   #asGatewayError (err: unknown): GatewayError {
     return isGatewayError(err) ? err : gatewayError('GW_ERR_SERVER_INTERNAL', [], { cause: err })
   }
+}
+
+type CallItem = Extract<Item, { type: 'function_call' }>
+
+/** The function calls a response made. */
+function functionCalls (response: ResponseResource): CallItem[] {
+  return (response.output ?? []).flatMap((item): CallItem[] => item.type === 'function_call' && item.id !== undefined && item.call_id !== undefined
+    ? [{ id: item.id, object: 'realtime.item', type: 'function_call', status: 'completed', call_id: item.call_id, name: item.name, arguments: item.arguments }]
+    : [])
+}
+
+/** The text of a response's assistant messages. */
+function responseText (response: ResponseResource): string {
+  return (response.output ?? []).map((item) => item.type === 'message' ? item.content.map((part) => ('text' in part ? part.text ?? '' : '')).join('') : '').join('')
+}
+
+/** The text of the latest user message, if there is one. */
+function latestUserText (items: readonly Item[]): string | undefined {
+  const message = items.findLast((item) => item.type === 'message' && item.role === 'user')
+  return message?.type === 'message' ? message.content.map((part) => part.text ?? '').join('\n') : undefined
+}
+
+/** A user message carrying a chain step's rendered prompt (it never joins the conversation). */
+function userItem (text: string): Item {
+  return { id: newId('item'), object: 'realtime.item', type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_text', text }] }
 }
 
 /** A client item as stored: id given or generated, `object` and `status` set, parts normalised. */

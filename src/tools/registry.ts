@@ -1,14 +1,13 @@
 /**
  * Server-side tools: the gateway runs these itself when the model calls them, instead of handing
- * the call to the client. A tool's arguments are parsed and validated here, once (ajv, against the
- * JSON Schema the model was shown), before `execute` sees them; every failure becomes a result the
- * model can read, so `ToolRegistry.call` never rejects.
+ * the call to the client. A tool's arguments are parsed and validated here (ajv, against the JSON
+ * Schema the model was shown) before `execute` sees them; every failure becomes a result the model
+ * can read, so `ToolRegistry.call` never rejects.
  */
 import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import { Ajv2019 } from 'ajv/dist/2019.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { Static, TSchema } from '@sinclair/typebox'
-import { TypeCompiler } from '@sinclair/typebox/compiler'
 
 export interface ToolContext {
   /** Aborted when the response is cancelled or the tool times out. */
@@ -48,13 +47,13 @@ const AJV_OPTIONS: Options = { strict: false, allErrors: true, useDefaults: true
  * `$schema` says so). Throws when ajv cannot compile it. Each schema gets its own ajv instance, so
  * two tools may reuse an `$id`.
  */
-export function compileParameters (parameters: Record<string, unknown>): ValidateFunction {
+export function compileParameters<T = unknown> (parameters: Record<string, unknown>): ValidateFunction<T> {
   if (parameters['$async'] === true) throw new Error('$async schemas are not supported')
   const dialect = typeof parameters['$schema'] === 'string' ? parameters['$schema'] : ''
   const ajv = dialect.includes('/draft/2020-12/')
     ? new Ajv2020(AJV_OPTIONS)
     : dialect.includes('/draft/2019-09/') ? new Ajv2019(AJV_OPTIONS) : new Ajv(AJV_OPTIONS)
-  return ajv.compile(parameters)
+  return ajv.compile<T>(parameters)
 }
 
 /**
@@ -68,7 +67,14 @@ export function defineTool<T extends TSchema> (spec: {
   timeoutMs?: number
   execute (args: Static<T>, context: ToolContext): Promise<unknown>
 }): ServerTool {
-  const check = TypeCompiler.Compile(spec.parameters)
+  // TypeBox's promise: data that passes the JSON Schema `spec.parameters` is a Static<T>. The same ajv
+  // settings as the registry's, so formats are ignored alike.
+  let validate: ValidateFunction<Static<T>>
+  try {
+    validate = compileParameters<Static<T>>(spec.parameters)
+  } catch (err) {
+    throw new TypeError(`tool ${JSON.stringify(spec.name)}: invalid parameters schema: ${messageOf(err)}`, { cause: err })
+  }
   return {
     name: spec.name,
     description: spec.description,
@@ -76,7 +82,7 @@ export function defineTool<T extends TSchema> (spec: {
     timeoutMs: spec.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     async execute (args, context) {
       // The registry validated `args` already; this guard keeps a direct caller honest too.
-      if (!check.Check(args)) throw new TypeError(`the arguments do not match the parameters of ${spec.name}`)
+      if (!validate(args)) throw new TypeError(`the arguments do not match the parameters of ${spec.name}`)
       const result = await spec.execute(args, context)
       if (typeof result === 'string') return result
       const text: string | undefined = JSON.stringify(result)

@@ -11,6 +11,7 @@ import { gatewayError } from '../errors.js'
 import { newId } from '../ids.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { createCodec } from '../protocol/codec.js'
+import type { ChainDefinition } from '../chains/chains-file.js'
 import type { ConversationHubs } from '../conversation/hub.js'
 import type { ModelProvider } from '../providers/provider.js'
 import { ConversationResponses } from '../session/conversation-responses.js'
@@ -29,6 +30,7 @@ export interface WebSocketTransportOptions {
   readonly instanceId: string
   readonly sessions: SessionManager
   readonly tools: SessionTools
+  readonly chains: ReadonlyMap<string, ChainDefinition>
 }
 
 declare module 'fastify' {
@@ -46,7 +48,7 @@ interface RealtimeQuery {
   resume_after?: string
 }
 
-const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions, tools }) => {
+const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions, tools, chains }) => {
   const codec = createCodec({ maxItemBytes: config.session.maxItemBytes })
   const responses = new ConversationResponses({
     backend,
@@ -103,6 +105,7 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       hubs,
       responses,
       tools,
+      chains,
       provider,
       ...(conversationId === undefined ? {} : { attach: { conversationId, ...(resumeAfter === undefined ? {} : { resumeAfter }) } }),
       tenant: request.tenant,

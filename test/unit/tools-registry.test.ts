@@ -77,6 +77,21 @@ describe('defineTool', () => {
     expect(await registry.call('nothing', '{}', context())).toEqual({ ok: true, output: '' })
   })
 
+  it('validates like the registry: formats are not checked, defaults are filled in', async () => {
+    const when = defineTool({
+      name: 'when',
+      description: 'w',
+      parameters: Type.Object({ at: Type.String({ format: 'date-time' }), unit: Type.Optional(Type.String({ default: 'ms' })) }),
+      async execute (args) { return args }
+    })
+    expect(await new ToolRegistry([when]).call('when', '{"at":"not a date"}', context())).toEqual({ ok: true, output: '{"at":"not a date","unit":"ms"}' })
+  })
+
+  it('throws a TypeError naming the tool for a schema ajv cannot compile', () => {
+    expect(() => defineTool({ name: 'dated', description: 'd', parameters: Type.Object({ at: Type.Date() }), async execute () { return '' } }))
+      .toThrow(/tool "dated": invalid parameters schema/)
+  })
+
   it('refuses arguments that do not match when called directly', async () => {
     await expect(search.execute({ query: 7 }, context())).rejects.toThrow(/do not match the parameters of search/)
   })
