@@ -38,21 +38,25 @@ async function connect (url: string): Promise<TestClient> {
 interface ToolHit { body: unknown, headers: IncomingMessage['headers'], closed: Promise<void> }
 
 /** A real HTTP tool server on 127.0.0.1:0; `respond` decides each answer (or never answers). */
-async function toolServer (respond: (body: unknown, res: ServerResponse) => void): Promise<{ url: string, hits: ToolHit[] }> {
+async function toolServer (respond: (body: unknown, res: ServerResponse) => void): Promise<{ url: string, hits: ToolHit[], firstHit: Promise<ToolHit> }> {
   const hits: ToolHit[] = []
+  let hit: (value: ToolHit) => void = () => {}
+  const firstHit = new Promise<ToolHit>((resolve) => { hit = resolve })
   const server = createServer((req, res) => {
     let raw = ''
     req.on('data', (chunk: Buffer) => { raw += chunk.toString() })
     req.on('end', () => {
       const body: unknown = JSON.parse(raw)
-      hits.push({ body, headers: req.headers, closed: once(res, 'close').then(() => {}) })
+      const entry = { body, headers: req.headers, closed: once(res, 'close').then(() => {}) }
+      hits.push(entry)
+      hit(entry)
       respond(body, res)
     })
   })
   servers.push(server)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/tool`, hits }
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/tool`, hits, firstHit }
 }
 
 async function toolsFile (tools: unknown[]): Promise<string> {
@@ -174,7 +178,7 @@ describe('HTTP tools from TOOLS_FILE', () => {
     const [flaky, slow] = outputsOf(client.events).map((o) => JSON.parse(o['output'] ?? '{}') as { error: { code: string } })
     expect(flaky?.error.code).toBe('tool_failed')
     expect(slow?.error.code).toBe('timeout')
-    await stalling.hits[0]?.closed // the timed-out request was aborted
+    await (await stalling.firstHit).closed // the timed-out request was aborted
   })
 
   it('cancels a turn while its tool runs: the tool request is aborted and no follow-up starts', async () => {
@@ -184,9 +188,9 @@ describe('HTTP tools from TOOLS_FILE', () => {
     gw.sim.enqueue({ toolCalls: [{ name: 'slow', arguments: '{}' }] })
     const client = await connect(gw.url)
     await client.ask('wait')
-    await once(servers[0] as Server, 'request')
+    const request = await stalling.firstHit // the tool is running
     client.send({ type: 'response.cancel' })
-    await stalling.hits[0]?.closed
+    await request.closed
     const output = await client.next('conversation.item.done')
     expect(JSON.parse(String((output['item'] as Record<string, unknown>)['output']))).toMatchObject({ error: { code: 'cancelled' } })
     gw.sim.enqueue({ text: 'next turn' })
