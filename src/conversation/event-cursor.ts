@@ -30,11 +30,6 @@ export class EventCursor {
     this.#options = options
   }
 
-  /** The last seq delivered. */
-  get seq (): number {
-    return this.#seq
-  }
-
   /** The client has everything up to `seq`: deliver what follows, from the log and the buffer. */
   start (seq: number): void {
     this.#seq = seq

@@ -67,11 +67,6 @@ export class ConversationWriter {
     this.#options = options
   }
 
-  /** The error that stopped this writer (e.g. GW_ERR_LEASE_LOST), if one did. */
-  get failure (): unknown {
-    return this.#failure
-  }
-
   /**
    * Queues one event (a JSON object without event_id) with the item change it describes.
    * An event carrying an insert starts a new batch if one is already pending, so each append

@@ -45,10 +45,6 @@ interface OpenCall { readonly item: CallItem, readonly outputIndex: number }
 
 export class ResponseRun {
   readonly id: string
-  /** The same id, as the hub knows runs. */
-  get responseId (): string {
-    return this.id
-  }
 
   readonly #controller = new AbortController()
   readonly #options: ResponseRunOptions

@@ -142,11 +142,6 @@ export class Session {
     })
   }
 
-  /** The conversation this session is attached to ('' until opened). */
-  get conversationId (): string {
-    return this.#conversationId
-  }
-
   /**
    * Accepts one frame. Events are decoded at once and handled strictly in arrival order;
    * a response runs in the background so `response.cancel` can reach it.
