@@ -70,6 +70,8 @@ export const EnvSchema = Type.Object({
   BUILTIN_TOOLS: Type.String({ default: DEFAULT_BUILTIN_TOOLS }),
   /** Model↔tool rounds allowed per user turn. */
   MAX_TOOL_STEPS: Int(8, 1),
+  /** Per MCP request (connect, list, call) to a server a session names, in ms. */
+  MCP_TIMEOUT_MS: Int(15_000, 1),
   /** JSON or YAML file of named prompt chains (see README). Absent: none. */
   CHAINS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Pacing of the built-in simulator when it is the upstream (demo mode), in ms. */
@@ -131,6 +133,7 @@ export interface Config {
     readonly http: readonly HttpToolDefinition[]
     readonly builtins: readonly string[]
     readonly maxSteps: number
+    readonly mcpTimeoutMs: number
   }
   /** Prompt chains from CHAINS_FILE (their tools are checked against the registry in buildApp). */
   readonly chains: { readonly file?: string, readonly definitions: readonly ChainDefinition[] }
@@ -218,7 +221,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       ttlMs: parsed.CONVERSATION_TTL_MS,
       maxLogEvents: parsed.EVENT_LOG_MAX_EVENTS
     },
-    tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS },
+    tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS, mcpTimeoutMs: parsed.MCP_TIMEOUT_MS },
     chains: { ...(known['CHAINS_FILE'] === undefined ? {} : { file: known['CHAINS_FILE'] }), definitions: chains }
   })
 }

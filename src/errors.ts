@@ -36,6 +36,7 @@ export const errorSpecs = {
   GW_ERR_LEASE_LOST: { wire: 'lease_lost', type: 'server_error', message: 'The conversation lease was lost to another writer (fence %s)', status: 409 },
   GW_ERR_STORE_UNAVAILABLE: { wire: 'store_unavailable', type: 'server_error', message: 'The conversation store is unavailable', status: 503 },
   GW_ERR_RESUME_CURSOR_EXPIRED: { wire: 'resume_cursor_expired', type: 'invalid_request_error', message: 'resume_after %s is no longer in the event log; sending the conversation items instead', status: 410 },
+  GW_ERR_MCP_UNAVAILABLE: { wire: 'mcp_list_tools_failed', type: 'server_error', message: 'Could not list the tools of MCP server %s', status: 502 },
   // Upstream: reported in response.done (status failed) — the socket stays usable.
   GW_ERR_PROVIDER_RATE_LIMITED: { wire: 'upstream_rate_limited', type: 'upstream_error', message: 'The upstream model provider is rate limiting requests', status: 429 },
   GW_ERR_PROVIDER_UNAVAILABLE: { wire: 'upstream_unavailable', type: 'upstream_error', message: 'The upstream model provider failed or could not be reached', status: 502 },

@@ -6,6 +6,12 @@ import type { Item } from '../protocol/events.js'
 import type { ChatContentPart, ChatMessage, ChatToolCall } from '../providers/provider.js'
 
 type CallItem = Extract<Item, { type: 'function_call' }>
+type McpCallItem = Extract<Item, { type: 'mcp_call' }>
+
+/** An MCP call carries its own result: the output, or its error as JSON the model can read. */
+function mcpResult (item: McpCallItem): string {
+  return item.output ?? JSON.stringify({ error: item.error ?? { message: 'no result' } })
+}
 
 /**
  * Maps items oldest-first onto messages, after a system message with `instructions`.
@@ -39,7 +45,14 @@ export function toChatMessages (items: readonly Item[], instructions: string | u
   }
 
   for (const item of items) {
-    if (item.status === 'in_progress') continue
+    if (item.status === 'in_progress' || item.type === 'mcp_list_tools') continue
+    if (item.type === 'mcp_call') {
+      // The gateway ran it: the call and its result become a tool call and its answer.
+      if (item.status !== 'completed') continue
+      outputs.set(item.id, mcpResult(item))
+      run.push({ id: item.id, object: 'realtime.item', type: 'function_call', status: 'completed', call_id: item.id, name: item.name, arguments: item.arguments })
+      continue
+    }
     if (item.type === 'function_call_output') {
       flush() // an answer ends the model's turn: later calls were a new decision
       continue

@@ -6,7 +6,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { TSchema } from '@sinclair/typebox'
 import { gatewayError, type GatewayError } from '../errors.js'
-import { AudioEventTypes, ClientEventSchemas, ItemSchemas, type ClientEvent, type ItemInput, type OutgoingEvent } from './events.js'
+import { AudioEventTypes, ClientEventSchemas, ItemSchemas, ToolSchemas, type ClientEvent, type ItemInput, type OutgoingEvent } from './events.js'
 
 export type DecodeResult =
   | { readonly ok: true, readonly event: ClientEvent }
@@ -26,6 +26,7 @@ const compile = <T extends Record<string, TSchema>>(schemas: T) =>
 
 const eventChecks: Map<string, TypeCheck<TSchema>> = compile(ClientEventSchemas)
 const itemChecks: Map<string, TypeCheck<TSchema>> = compile(ItemSchemas)
+const toolChecks: Map<string, TypeCheck<TSchema>> = compile(ToolSchemas)
 
 /** Content part types each message role may carry (GA item shapes). */
 const partsByRole: Record<string, ReadonlySet<string>> = {
@@ -70,6 +71,13 @@ export function encode (event: OutgoingEvent & { event_id: string }): string {
 
 function checkItems (event: Record<string, unknown>, type: string, options: CodecOptions): GatewayError | undefined {
   if (type === 'conversation.item.create') return checkItem(event['item'], 'item', options)
+  const session = event['session']
+  if (type === 'session.update' && isRecord(session) && Array.isArray(session['tools'])) {
+    for (const [index, tool] of session['tools'].entries()) {
+      const error = checkTool(tool, `session.tools[${index}]`)
+      if (error !== undefined) return error
+    }
+  }
   const response = event['response']
   if (type === 'response.create' && isRecord(response) && Array.isArray(response['input'])) {
     for (const [index, item] of response['input'].entries()) {
@@ -78,6 +86,13 @@ function checkItems (event: Record<string, unknown>, type: string, options: Code
     }
   }
   return undefined
+}
+
+function checkTool (tool: unknown, path: string): GatewayError | undefined {
+  const type = isRecord(tool) ? tool['type'] : undefined
+  const check = typeof type === 'string' ? toolChecks.get(type) : undefined
+  if (check === undefined) return invalid('session.update', 'a tool\'s "type" must be "function" or "mcp"', `${path}.type`)
+  return firstError(check, tool, 'session.update', path)
 }
 
 function checkItem (item: unknown, path: string, options: CodecOptions): GatewayError | undefined {

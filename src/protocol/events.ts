@@ -78,6 +78,26 @@ export const FunctionToolSchema = Type.Object({
 }, strict)
 export type FunctionTool = Static<typeof FunctionToolSchema>
 
+/**
+ * A remote MCP server as a tool source (GA `mcp` tool). The gateway lists its tools with the MCP
+ * client SDK and runs the model's calls itself; approval flows are not supported (`never` only).
+ */
+export const McpToolSchema = Type.Object({
+  type: Type.Literal('mcp'),
+  server_label: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-zA-Z0-9_-]+$' }),
+  server_url: Type.String({ pattern: '^https?://', maxLength: 2048 }),
+  allowed_tools: Opt(Type.Union([Type.Array(Type.String({ maxLength: 64 }), { maxItems: 128 }), Type.Object({ tool_names: Opt(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 128 })), read_only: Opt(Type.Boolean()) }, strict), Type.Null()])),
+  headers: Opt(Type.Union([Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 8192 })), Type.Null()])),
+  require_approval: Opt(Type.Union([Type.Literal('never'), Type.Null()])),
+  server_description: Opt(Str(4096)),
+  authorization: Opt(Str(8192))
+}, strict)
+export type McpTool = Static<typeof McpToolSchema>
+
+/** Tool schemas by `type`; codec.ts picks one so errors name the right fields. */
+export const ToolSchemas = { function: FunctionToolSchema, mcp: McpToolSchema } as const
+const ToolShape = Type.Object({ type: Type.String() })
+
 export const ToolChoiceSchema = Type.Union([
   Literals('auto', 'none', 'required'),
   Type.Object({ type: Type.Literal('function'), name: Type.String({ minLength: 1 }) }, strict)
@@ -98,7 +118,7 @@ export const SessionPatchSchema = Type.Object({
   model: Opt(Type.String({ minLength: 1, maxLength: 256 })),
   instructions: Opt(Str()),
   output_modalities: Opt(Modalities),
-  tools: Opt(Type.Array(FunctionToolSchema, { maxItems: 128 })),
+  tools: Opt(Type.Array(ToolShape, { maxItems: 128 })),
   tool_choice: Opt(ToolChoiceSchema),
   max_output_tokens: Opt(MaxOutputTokens),
   parallel_tool_calls: Opt(Type.Boolean()),
@@ -112,7 +132,7 @@ export const SessionPatchSchema = Type.Object({
   expires_at: Opt(Type.Number()),
   conversation_id: Opt(Str(128))
 }, strict)
-export type SessionPatch = Static<typeof SessionPatchSchema>
+export type SessionPatch = Omit<Static<typeof SessionPatchSchema>, 'tools'> & { tools?: Array<FunctionTool | McpTool> }
 
 export const ResponseParamsSchema = Type.Object({
   conversation: Opt(Literals('auto', 'none')),
@@ -157,7 +177,7 @@ type Decoded<K extends keyof typeof ClientEventSchemas> = Static<typeof ClientEv
 
 /** A validated client event. `item` entries are replaced by their checked form. */
 export type ClientEvent =
-  | Decoded<'session.update'>
+  | (Omit<Decoded<'session.update'>, 'session'> & { session: SessionPatch })
   | (Omit<Decoded<'conversation.item.create'>, 'item'> & { item: ItemInput })
   | Decoded<'conversation.item.retrieve'>
   | Decoded<'conversation.item.delete'>
@@ -173,6 +193,8 @@ export type Item =
   | (RT.RealtimeConversationItemAssistantMessage & ItemMeta)
   | (RT.RealtimeConversationItemFunctionCall & ItemMeta & { call_id: string })
   | (RT.RealtimeConversationItemFunctionCallOutput & ItemMeta)
+  | (RT.RealtimeMcpToolCall & ItemMeta)
+  | (RT.RealtimeMcpListTools & ItemMeta)
 interface ItemMeta { id: string, object: 'realtime.item', status: 'completed' | 'incomplete' | 'in_progress' }
 
 /** The effective session, as sent in `session.created` / `session.updated`. */
@@ -211,6 +233,14 @@ export type ServerEvent =
   | RT.ResponseFunctionCallArgumentsDeltaEvent
   | RT.ResponseFunctionCallArgumentsDoneEvent
   | RT.ResponseOutputItemDoneEvent
+  | RT.ResponseMcpCallArgumentsDelta
+  | RT.ResponseMcpCallArgumentsDone
+  | RT.ResponseMcpCallInProgress
+  | RT.ResponseMcpCallCompleted
+  | RT.ResponseMcpCallFailed
+  | RT.McpListToolsInProgress
+  | RT.McpListToolsCompleted
+  | RT.McpListToolsFailed
   | RT.ResponseDoneEvent
   | RT.RealtimeErrorEvent
 

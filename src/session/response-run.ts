@@ -9,6 +9,20 @@ import { PREVIOUS_ITEM_MARKER, type ItemOp } from '../store/conversation-store.j
 
 type MessageItem = Extract<Item, { type: 'message', role: 'assistant' }>
 type CallItem = Extract<Item, { type: 'function_call' }>
+type McpCallItem = Extract<Item, { type: 'mcp_call' }>
+
+/** What an MCP tool call came to: its text output, or the error the Realtime API reports. */
+export type McpOutcome =
+  | { readonly ok: true, readonly output: string }
+  | { readonly ok: false, readonly error: { readonly type: 'protocol_error' | 'tool_execution_error' | 'http_error', readonly code?: number, readonly message: string } }
+
+/** The MCP tools a response may call: the gateway runs them inside the response (GA `mcp_call`). */
+export interface McpTools {
+  /** The server label of the MCP tool `name`, or undefined when it is not an MCP tool. */
+  serverOf (name: string): string | undefined
+  /** Runs one call; never rejects. */
+  call (name: string, argumentsJson: string, signal: AbortSignal): Promise<McpOutcome>
+}
 
 /** Where a run's events go: the conversation's log (with the item change each describes), or one socket. */
 export interface ResponseSink {
@@ -38,10 +52,12 @@ export interface ResponseRunOptions {
    * tool ends `incomplete` (max_tool_steps) instead, and the calls are left unanswered.
    */
   readonly toolSteps?: { readonly reached: boolean, readonly max: number, readonly serverTools: ReadonlySet<string> }
+  /** MCP tools: calls to them become `mcp_call` items that the run executes itself. */
+  readonly mcp?: McpTools
 }
 
 interface OpenText { readonly item: MessageItem, readonly outputIndex: number, text: string }
-interface OpenCall { readonly item: CallItem, readonly outputIndex: number }
+interface OpenCall { readonly item: CallItem | McpCallItem, readonly outputIndex: number }
 
 export class ResponseRun {
   readonly id: string
@@ -85,7 +101,8 @@ export class ResponseRun {
           case 'usage': this.#usage = event.usage; break
           case 'finish':
             finish = event.reason
-            this.#closeItems(finish === 'stop' || finish === 'tool_calls' ? 'completed' : 'incomplete')
+            await this.#runMcp()
+            this.#closeItems((finish === 'stop' || finish === 'tool_calls') && !this.#controller.signal.aborted ? 'completed' : 'incomplete')
             break
         }
       }
@@ -113,7 +130,8 @@ export class ResponseRun {
       return this.#resource('failed', { type: 'failed', error })
     }
     const steps = this.#options.toolSteps
-    if (finish === 'tool_calls' && steps?.reached === true && this.#output.some((item) => item.type === 'function_call' && steps.serverTools.has(item.name))) {
+    const serverSide = (item: Item) => (item.type === 'function_call' && steps?.serverTools.has(item.name) === true) || item.type === 'mcp_call'
+    if (finish === 'tool_calls' && steps?.reached === true && this.#output.some(serverSide)) {
       const error = { type: 'invalid_request_error', code: 'max_tool_steps', message: `MAX_TOOL_STEPS (${steps.max}) reached: the model asked for more tool calls in this turn` }
       return this.#resource('incomplete', { type: 'incomplete', error })
     }
@@ -178,7 +196,11 @@ export class ResponseRun {
 
   #onToolCall (index: number, callId: string, name: string): void {
     if (this.#calls.has(index)) return
-    const item: CallItem = { id: this.#options.newItemId(), object: 'realtime.item', type: 'function_call', status: 'in_progress', call_id: callId, name, arguments: '' }
+    const id = this.#options.newItemId()
+    const server = this.#options.mcp?.serverOf(name)
+    const item: CallItem | McpCallItem = server === undefined
+      ? { id, object: 'realtime.item', type: 'function_call', status: 'in_progress', call_id: callId, name, arguments: '' }
+      : { id, object: 'realtime.item', type: 'mcp_call', status: 'in_progress', server_label: server, name, arguments: '' }
     const outputIndex = this.#addItem(item)
     this.#calls.set(index, { item, outputIndex })
   }
@@ -186,9 +208,43 @@ export class ResponseRun {
   #onArguments (index: number, delta: string): void {
     const open = this.#calls.get(index)
     if (open === undefined) return
-    open.item.arguments += delta
-    this.#emit({ type: 'response.function_call_arguments.delta', response_id: this.id, item_id: open.item.id, output_index: open.outputIndex, call_id: open.item.call_id, delta })
-    if (this.inConversation) this.#options.sink.touch(open.item)
+    const { item, outputIndex } = open
+    item.arguments += delta
+    if (item.type === 'mcp_call') {
+      this.#emit({ type: 'response.mcp_call_arguments.delta', response_id: this.id, item_id: item.id, output_index: outputIndex, delta })
+    } else {
+      this.#emit({ type: 'response.function_call_arguments.delta', response_id: this.id, item_id: item.id, output_index: outputIndex, call_id: item.call_id, delta })
+    }
+    if (this.inConversation) this.#options.sink.touch(item)
+  }
+
+  /**
+   * Runs the response's MCP calls (concurrently), as the GA Realtime API does inside the
+   * response: arguments done, in progress, then completed (with output) or failed (with error).
+   * Past the turn's tool bound they are not run.
+   */
+  async #runMcp (): Promise<void> {
+    const mcp = this.#options.mcp
+    const calls = [...this.#calls.values()].filter((open): open is { item: McpCallItem, outputIndex: number } => open.item.type === 'mcp_call')
+    if (mcp === undefined || calls.length === 0 || this.#options.toolSteps?.reached === true) return
+    for (const { item, outputIndex } of calls) {
+      this.#emit({ type: 'response.mcp_call_arguments.done', response_id: this.id, item_id: item.id, output_index: outputIndex, arguments: item.arguments })
+      this.#emit({ type: 'response.mcp_call.in_progress', item_id: item.id, output_index: outputIndex })
+    }
+    const outcomes = await Promise.all(calls.map(async ({ item }) => mcp.call(item.name, item.arguments, this.#controller.signal)))
+    for (const [index, { item, outputIndex }] of calls.entries()) {
+      const outcome = outcomes[index]
+      if (outcome?.ok === true) {
+        item.output = outcome.output
+        this.#emit({ type: 'response.mcp_call.completed', item_id: item.id, output_index: outputIndex })
+      } else {
+        const error = outcome?.error ?? { type: 'protocol_error' as const, message: 'no result' }
+        item.error = error.type === 'tool_execution_error'
+          ? { type: 'tool_execution_error', message: error.message }
+          : { type: error.type, code: error.code ?? -32603, message: error.message }
+        this.#emit({ type: 'response.mcp_call.failed', item_id: item.id, output_index: outputIndex })
+      }
+    }
   }
 
   /** Ends every open item, in output order, with the events the Realtime API sends for each. */

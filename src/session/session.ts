@@ -17,11 +17,11 @@ import { idSequence, newId } from '../ids.js'
 import type { Log } from '../logger.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { encode, type Codec } from '../protocol/codec.js'
-import type { ClientEvent, FunctionTool, GatewaySession, Item, ItemInput, OutgoingEvent, ResponseResource, SessionPatch, ToolChoice } from '../protocol/events.js'
+import type { ClientEvent, FunctionTool, GatewaySession, Item, ItemInput, McpTool, OutgoingEvent, ResponseResource, SessionPatch, ToolChoice } from '../protocol/events.js'
 import type { ChatTool, ChatToolChoice, ModelProvider, ModelRequest } from '../providers/provider.js'
 import { PREVIOUS_ITEM_MARKER, parseEventId, type Backend, type ItemOp, type Snapshot } from '../store/conversation-store.js'
 import type { ConversationResponses } from './conversation-responses.js'
-import { ResponseRun, type ResponseSink } from './response-run.js'
+import { ResponseRun, type McpOutcome, type McpTools, type ResponseSink } from './response-run.js'
 import type { SessionSocket } from './socket.js'
 
 export interface ConversationLimits {
@@ -42,16 +42,34 @@ export interface SessionOptions {
   readonly tools: SessionTools
   /** Prompt chains by name (CHAINS_FILE). */
   readonly chains: ReadonlyMap<string, ChainDefinition>
+  /** Opens an MCP server named by a session's `mcp` tool (tools/mcp.ts). */
+  readonly connectMcp: (options: McpServerOptions) => Promise<McpConnection>
   readonly provider: ModelProvider
   readonly tenant: string
   /** The model the client asked for: the `model` query parameter, else DEFAULT_MODEL. */
   readonly model: string
   /** Stands in for realtime-only model names (gpt-realtime…), which no Chat upstream serves. */
   readonly defaultModel: string
-  readonly limits: SessionLimits & ConversationLimits & { readonly maxToolSteps: number }
+  readonly limits: SessionLimits & ConversationLimits & { readonly maxToolSteps: number, readonly mcpTimeoutMs: number }
   readonly log: Log
   /** Attach to a stored conversation instead of creating one; resume after an event cursor. */
   readonly attach?: { readonly conversationId: string, readonly resumeAfter?: string }
+}
+
+/** An MCP server as a session uses it (tools/mcp.ts implements it with the MCP SDK). */
+export interface McpConnection {
+  readonly serverLabel: string
+  readonly tools: ReadonlyArray<{ readonly name: string, readonly description?: string, readonly inputSchema: Record<string, unknown> }>
+  call (name: string, argumentsJson: string, signal: AbortSignal): Promise<McpOutcome>
+  close (): Promise<void>
+}
+
+export interface McpServerOptions {
+  readonly serverLabel: string
+  readonly serverUrl: string
+  readonly headers?: Readonly<Record<string, string>>
+  readonly allowedTools?: readonly string[]
+  readonly timeoutMs: number
 }
 
 /** What a session needs of the gateway's server-side tools (tools/registry.ts provides it). */
@@ -93,6 +111,8 @@ export class Session {
   #queue: Promise<void>
   #turns = 0
   #closed = false
+  /** MCP servers this session's `mcp` tools named, by server label. */
+  readonly #mcp = new Map<string, McpConnection>()
   /** Batches shown to this socket before the store took them (degraded mode). */
   readonly #shownUncommitted = new Set<string>()
   /** Fires when a response seen on the feed goes quiet: its generator may have died. */
@@ -170,6 +190,8 @@ export class Session {
       for (const responseId of this.#started) this.#options.hubs.localRun(this.#conversationId, responseId)?.abort(false)
     }
     if (this.#joined) this.#options.hubs.leave(this.#conversationId, this.#member)
+    for (const connection of this.#mcp.values()) connection.close().catch((err: unknown) => this.#log.warn({ err }, 'mcp close failed'))
+    this.#mcp.clear()
     this.#log.info({ code, durationMs: Date.now() - this.#openedAt, turns: this.#turns }, 'session closed')
   }
 
@@ -243,11 +265,12 @@ export class Session {
     }
   }
 
-  #updateSession (event: EventOf<'session.update'>): void {
+  async #updateSession (event: EventOf<'session.update'>): Promise<void> {
     const patch: SessionPatch = event.session
-    const clash = patch.tools?.findIndex((tool) => this.#options.tools.has(tool.name)) ?? -1
-    if (clash !== -1) {
-      throw gatewayError('GW_ERR_PROTOCOL_INVALID_EVENT', ['session.update', `tool name ${JSON.stringify(patch.tools?.[clash]?.name)} is taken by a server-side tool`], { param: `session.tools[${clash}].name` })
+    const clash = patch.tools?.findIndex((tool) => tool.type === 'function' && this.#options.tools.has(tool.name)) ?? -1
+    const clashing = patch.tools?.[clash]
+    if (clashing?.type === 'function') {
+      throw gatewayError('GW_ERR_PROTOCOL_INVALID_EVENT', ['session.update', `tool name ${JSON.stringify(clashing.name)} is taken by a server-side tool`], { param: `session.tools[${clash}].name` })
     }
     const notices: string[] = []
     const next: GatewaySession = { ...this.#config }
@@ -260,7 +283,59 @@ export class Session {
     }
     next.output_modalities = ['text']
     this.#config = next
-    this.#emit({ type: 'session.updated', session: notices.length > 0 ? { ...next, gateway_notices: notices } : next })
+    const shown = { ...next, ...(next.tools === undefined ? {} : { tools: next.tools.map(redactTool) }) }
+    this.#emit({ type: 'session.updated', session: notices.length > 0 ? { ...shown, gateway_notices: notices } : shown })
+    for (const tool of patch.tools ?? []) {
+      if (tool.type === 'mcp') await this.#listMcpTools(tool, event.event_id)
+    }
+  }
+
+  /**
+   * Connects to the MCP server a session names and lists its tools, as the GA Realtime API does:
+   * an `mcp_list_tools` item joins the conversation, with mcp_list_tools.in_progress and then
+   * .completed (or .failed and an error). Its tools are then offered to the model.
+   */
+  async #listMcpTools (tool: McpTool, eventId: string | undefined): Promise<void> {
+    const label = tool.server_label
+    await this.#mcp.get(label)?.close()
+    this.#mcp.delete(label)
+    const item: Item = { id: newId('item'), object: 'realtime.item', type: 'mcp_list_tools', status: 'in_progress', server_label: label, tools: [] }
+    await this.#append([
+      { type: 'conversation.item.added', previous_item_id: PREVIOUS_ITEM, item },
+      { type: 'mcp_list_tools.in_progress', item_id: item.id }
+    ], { op: 'insert', item })
+    const allowed = Array.isArray(tool.allowed_tools) ? tool.allowed_tools : tool.allowed_tools?.tool_names
+    const headers = { ...tool.headers, ...(tool.authorization === undefined ? {} : { authorization: `Bearer ${tool.authorization}` }) }
+    try {
+      const connection = await this.#options.connectMcp({
+        serverLabel: label,
+        serverUrl: tool.server_url,
+        headers,
+        ...(allowed === undefined ? {} : { allowedTools: allowed }),
+        timeoutMs: this.#options.limits.mcpTimeoutMs
+      })
+      this.#mcp.set(label, connection)
+      const done: Item = { ...item, status: 'completed', tools: connection.tools.map((t) => ({ name: t.name, description: t.description ?? null, input_schema: t.inputSchema })) }
+      await this.#append([{ type: 'mcp_list_tools.completed', item_id: item.id }, { type: 'conversation.item.done', item: done }], { op: 'replace', item: done })
+    } catch (err) {
+      const failed: Item = { ...item, status: 'incomplete' }
+      await this.#append([{ type: 'mcp_list_tools.failed', item_id: item.id }, { type: 'conversation.item.done', item: failed }], { op: 'replace', item: failed })
+      this.#sendError(gatewayError('GW_ERR_MCP_UNAVAILABLE', [label], { cause: err, param: 'session.tools' }), eventId)
+    }
+  }
+
+  /** The session's MCP tools, as a response runs them. */
+  #mcpTools (): McpTools {
+    const find = (name: string) => [...this.#mcp.values()].find((connection) => connection.tools.some((t) => t.name === name))
+    return {
+      serverOf: (name) => find(name)?.serverLabel,
+      call: async (name, argumentsJson, signal) => {
+        const connection = find(name)
+        return connection === undefined
+          ? { ok: false, error: { type: 'protocol_error', code: -32601, message: `no MCP tool named ${name}` } }
+          : connection.call(name, argumentsJson, signal)
+      }
+    }
   }
 
   async #createItem (event: EventOf<'conversation.item.create'>): Promise<void> {
@@ -349,7 +424,7 @@ export class Session {
       metadata: params.metadata ?? null,
       maxOutputTokens: params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf',
       onError: (err) => log.warn({ err }, 'response failed upstream'),
-      ...(step === 0 ? {} : { toolSteps: { reached: step >= this.#options.limits.maxToolSteps, max: this.#options.limits.maxToolSteps, serverTools: tools.names } })
+      ...(step === 0 ? {} : { toolSteps: { reached: step >= this.#options.limits.maxToolSteps, max: this.#options.limits.maxToolSteps, serverTools: tools.names }, mcp: this.#mcpTools() })
     })
   }
 
@@ -460,8 +535,9 @@ export class Session {
     if (response.status !== 'completed') return false
     const calls = functionCalls(response)
     const server = calls.filter((call) => this.#options.tools.has(call.name))
-    if (server.length === 0) return false
-    for (const output of await this.#callTools(server, signal)) this.#emitStoredOutput(sink, output)
+    const mcp = (response.output ?? []).filter((item) => item.type === 'mcp_call')
+    if (server.length === 0 && mcp.length === 0) return false
+    if (server.length > 0) for (const output of await this.#callTools(server, signal)) this.#emitStoredOutput(sink, output)
     return server.length === calls.length && !signal.aborted
   }
 
@@ -482,7 +558,8 @@ export class Session {
   #request (params: ResponseParamsOf, context: Item[], serverTools: boolean): ModelRequest {
     const config = this.#config
     const clientTools = params.tools ?? config.tools?.filter((tool): tool is FunctionTool => tool.type === 'function') ?? []
-    const tools = [...clientTools.map(toChatTool), ...(serverTools ? this.#options.tools.chatTools : [])]
+    const mcpTools = [...this.#mcp.values()].flatMap((c) => c.tools.map((t) => ({ name: t.name, ...(t.description === undefined ? {} : { description: t.description }), parameters: t.inputSchema })))
+    const tools = [...clientTools.map(toChatTool), ...(serverTools ? [...this.#options.tools.chatTools, ...mcpTools] : [])]
     const toolChoice = params.tool_choice ?? config.tool_choice
     const maxOutputTokens = params.max_output_tokens ?? config.max_output_tokens ?? 'inf'
     const temperature = params.temperature ?? config.temperature
@@ -590,6 +667,16 @@ function latestUserText (items: readonly Item[]): string | undefined {
 /** A user message carrying a chain step's rendered prompt (it never joins the conversation). */
 function userItem (text: string): Item {
   return { id: newId('item'), object: 'realtime.item', type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_text', text }] }
+}
+
+/** A tool as session.updated shows it: an MCP server's credentials are not echoed. */
+function redactTool<T extends { type?: string }> (tool: T): T {
+  if (tool.type !== 'mcp') return tool
+  const copy: Record<string, unknown> = { ...tool }
+  const headers = copy['headers']
+  if (typeof headers === 'object' && headers !== null) copy['headers'] = Object.fromEntries(Object.keys(headers).map((key) => [key, '[redacted]']))
+  if (copy['authorization'] !== undefined) copy['authorization'] = '[redacted]'
+  return copy as T
 }
 
 /** A client item as stored: id given or generated, `object` and `status` set, parts normalised. */

@@ -18,6 +18,7 @@ import { ConversationResponses } from '../session/conversation-responses.js'
 import { Session, type SessionTools } from '../session/session.js'
 import type { SessionManager } from '../session/session-manager.js'
 import type { SessionSocket } from '../session/socket.js'
+import { connectMcp } from '../tools/mcp.js'
 import type { Backend } from '../store/conversation-store.js'
 import { authenticate } from './auth.js'
 
@@ -111,7 +112,8 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       tenant: request.tenant,
       model: request.query.model ?? config.upstream.defaultModel,
       defaultModel: config.upstream.defaultModel,
-      limits: { ...config.session, maxToolSteps: config.tools.maxSteps },
+      limits: { ...config.session, maxToolSteps: config.tools.maxSteps, mcpTimeoutMs: config.tools.mcpTimeoutMs },
+      connectMcp,
       log: request.log.child({ sessionId })
     })
     sessions.add(session)
