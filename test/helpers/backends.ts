@@ -38,6 +38,20 @@ export function backends (): BackendCase[] {
   ]
 }
 
+/** The stores a single-instance scenario runs on: the environment that selects each. */
+export function stores (): Array<{ name: string, env: () => Promise<Record<string, string>> }> {
+  return [
+    { name: 'the memory store', env: async () => ({}) },
+    {
+      name: 'Redis',
+      env: async () => {
+        single ??= startRedis()
+        return { REDIS_URL: (await single).url, REDIS_KEY_PREFIX: prefix() }
+      }
+    }
+  ]
+}
+
 export async function stopBackends (): Promise<void> {
   const running = [single, cluster]
   single = undefined

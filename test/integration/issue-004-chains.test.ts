@@ -9,9 +9,10 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { stopBackends, stores } from '../helpers/backends.js'
 import { startGateway, type TestGateway } from '../helpers/build-app.js'
 import { createLogSink } from '../helpers/log-sink.js'
 import { TestClient, textOf, userMessage } from '../helpers/ws-client.js'
@@ -27,6 +28,8 @@ afterEach(async () => {
   await Promise.allSettled(dirs.splice(0).map(async (dir) => rm(dir, { recursive: true, force: true })))
 })
 
+afterAll(stopBackends)
+
 async function file (name: string, content: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'tokenwire-chains-'))
   dirs.push(dir)
@@ -37,7 +40,7 @@ async function file (name: string, content: string): Promise<string> {
 
 const exampleChains = new URL('../../chains/example.json', import.meta.url).pathname
 
-describe('a prompt chain', () => {
+describe.each(stores())('a prompt chain, on $name', ({ env }) => {
   it('streams each step, runs the tool inside the last one, and only the last answer joins the conversation', async () => {
     const chains = await file('chains.yaml', [
       'chains:',
@@ -52,7 +55,7 @@ describe('a prompt chain', () => {
       '        prompt: "Compute {{steps.query}} for: {{input}}"',
       '        tools: [calculate]'
     ].join('\n'))
-    gw = await startGateway({ env: { CHAINS_FILE: chains, BUILTIN_TOOLS: 'calculate' } })
+    gw = await startGateway({ env: { ...await env(), CHAINS_FILE: chains, BUILTIN_TOOLS: 'calculate' } })
     gw.sim.enqueue(
       { text: '6, 7' },
       { text: '6*7' },
@@ -129,22 +132,24 @@ describe('a prompt chain', () => {
     }
   })
 
-  it('stops at the step being generated when cancelled', async () => {
-    const chains = await file('chains.json', JSON.stringify({ chains: { two: { steps: [{ name: 'a', prompt: '{{input}}' }, { name: 'b', prompt: '{{steps.a}}' }] } } }))
-    gw = await startGateway({ env: { CHAINS_FILE: chains } })
-    gw.sim.enqueue({ text: 'first step words', failure: { kind: 'stall', afterChunks: 2 } })
+  it('stops in the middle when cancelled: the step being generated ends cancelled, later steps never run', async () => {
+    const chains = await file('chains.json', JSON.stringify({ chains: { three: { steps: [{ name: 'a', prompt: '{{input}}' }, { name: 'b', prompt: '{{steps.a}}' }, { name: 'c', prompt: '{{steps.b}}' }] } } }))
+    gw = await startGateway({ env: { ...await env(), CHAINS_FILE: chains } })
+    gw.sim.enqueue({ text: 'step a is done' }, { text: 'step b goes on and on', failure: { kind: 'stall', afterChunks: 2 } })
     const client = await TestClient.connect(gw.url)
     clients.push(client)
     client.send(userMessage('go'))
-    client.send({ type: 'response.create', response: { metadata: { chain: 'two' } } })
-    await client.next('response.output_text.delta')
+    client.send({ type: 'response.create', response: { metadata: { chain: 'three' } } })
+    const a = (await client.next('response.done'))['response'] as Record<string, any>
+    expect(a).toMatchObject({ status: 'completed', metadata: { chain: 'three', step: 'a' } })
+    await client.next('response.output_text.delta') // step b is streaming
     client.send({ type: 'response.cancel' })
-    const done = (await client.next('response.done'))['response'] as Record<string, any>
-    expect(done['status']).toBe('cancelled')
-    expect(await gw.sim.requests[0]?.ended).toBe('aborted')
+    const b = (await client.next('response.done'))['response'] as Record<string, any>
+    expect(b).toMatchObject({ status: 'cancelled', metadata: { chain: 'three', step: 'b' } })
+    expect(await gw.sim.requests[1]?.ended).toBe('aborted')
     gw.sim.enqueue({ text: 'fresh' })
     expect(textOf(await client.ask('again'))).toBe('fresh')
-    expect(gw.sim.requests).toHaveLength(2) // step b never ran
+    expect(gw.sim.requests).toHaveLength(3) // step c never ran
   })
 
   it('rejects an unknown chain name with the client event_id', async () => {

@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { stopBackends, stores } from '../helpers/backends.js'
 import { startGateway, type TestGateway } from '../helpers/build-app.js'
 import { TestClient, textOf, type ServerEventLike } from '../helpers/ws-client.js'
 
@@ -28,6 +29,8 @@ afterEach(async () => {
   }
   await Promise.allSettled(dirs.splice(0).map(async (dir) => rm(dir, { recursive: true, force: true })))
 })
+
+afterAll(stopBackends)
 
 async function connect (url: string): Promise<TestClient> {
   const client = await TestClient.connect(url)
@@ -72,9 +75,9 @@ const outputsOf = (events: ServerEventLike[]) => events
   .filter((e) => e.type === 'conversation.item.done' && (e['item'] as Record<string, unknown>)['type'] === 'function_call_output')
   .map((e) => e['item'] as Record<string, string>)
 
-describe('built-in server-side tools', () => {
+describe.each(stores())('built-in server-side tools, on $name', ({ env }) => {
   it('runs the tool, adds its output and starts the follow-up response itself', async () => {
-    gw = await startGateway()
+    gw = await startGateway({ env: await env() })
     gw.sim.enqueue({ toolCalls: [{ name: 'calculate', arguments: '{"expression":"6*7"}' }] }, { text: 'It is 42.' })
     const client = await connect(gw.url)
     client.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'what is 6*7?' }] } })
@@ -199,9 +202,9 @@ describe('HTTP tools from TOOLS_FILE', () => {
   })
 })
 
-describe('server-side and client-side tools together', () => {
+describe.each(stores())('server-side and client-side tools together, on $name', ({ env }) => {
   it('runs the server call, leaves the client call to the client, and continues after its output', async () => {
-    gw = await startGateway()
+    gw = await startGateway({ env: await env() })
     gw.sim.enqueue({ toolCalls: [{ name: 'calculate', arguments: '{"expression":"3+4"}' }, { name: 'lookup_user', arguments: '{"id":7}' }] })
     const client = await connect(gw.url)
     client.send({ type: 'session.update', session: { type: 'realtime', tools: [{ type: 'function', name: 'lookup_user', parameters: { type: 'object' } }] } })
