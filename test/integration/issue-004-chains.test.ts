@@ -85,6 +85,15 @@ describe.each(stores())('a prompt chain, on $name', ({ env }) => {
     expect(gw.sim.requests[0]?.body.messages[0]).toEqual({ role: 'system', content: 'Extract the numbers.' })
     expect(gw.sim.requests[2]?.body.tools?.map((t) => t.type === 'function' ? t.function.name : '')).toEqual(['calculate'])
 
+    // The steps are in the conversation's event log: a client resuming from before the chain
+    // (here on a new socket) gets every step again.
+    const before = client.events.find((e) => e.type === 'conversation.item.done')
+    const resumed = await TestClient.connect(`${gw.url}&conversation_id=${client.conversationId}&resume_after=${before?.event_id ?? ''}`)
+    clients.push(resumed)
+    const replayedSteps = []
+    for (let i = 0; i < 4; i++) replayedSteps.push(((await resumed.next('response.done'))['response'] as Record<string, any>)['metadata']['step'])
+    expect(replayedSteps).toEqual(['extract', 'query', 'answer', 'answer'])
+
     // The conversation holds the user message, the final step's call, its output and its answer.
     gw.sim.enqueue({ text: 'ok' })
     await client.ask('thanks')
