@@ -6,22 +6,18 @@ import { isGatewayError } from '../errors.js'
 import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
 import type { FinishReason, ModelProvider, ModelRequest, TokenUsage } from '../providers/provider.js'
 import { PREVIOUS_ITEM_MARKER, type ItemOp } from '../store/conversation-store.js'
+import type { McpCallResult } from '../tools/mcp.js'
 
 type MessageItem = Extract<Item, { type: 'message', role: 'assistant' }>
 type CallItem = Extract<Item, { type: 'function_call' }>
 type McpCallItem = Extract<Item, { type: 'mcp_call' }>
-
-/** What an MCP tool call came to: its text output, or the error the Realtime API reports. */
-export type McpOutcome =
-  | { readonly ok: true, readonly output: string }
-  | { readonly ok: false, readonly error: { readonly type: 'protocol_error' | 'tool_execution_error' | 'http_error', readonly code?: number, readonly message: string } }
 
 /** The MCP tools a response may call: the gateway runs them inside the response (GA `mcp_call`). */
 export interface McpTools {
   /** The server label of the MCP tool `name`, or undefined when it is not an MCP tool. */
   serverOf (name: string): string | undefined
   /** Runs one call; never rejects. */
-  call (name: string, argumentsJson: string, signal: AbortSignal): Promise<McpOutcome>
+  call (name: string, argumentsJson: string, signal: AbortSignal): Promise<McpCallResult>
 }
 
 /** Where a run's events go: the conversation's log (with the item change each describes), or one socket. */

@@ -17,11 +17,14 @@ import { idSequence, newId } from '../ids.js'
 import type { Log } from '../logger.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { encode, type Codec } from '../protocol/codec.js'
-import type { ClientEvent, FunctionTool, GatewaySession, Item, ItemInput, McpTool, OutgoingEvent, ResponseResource, SessionPatch, ToolChoice } from '../protocol/events.js'
-import type { ChatTool, ChatToolChoice, ModelProvider, ModelRequest } from '../providers/provider.js'
+import type { ClientEvent, FunctionTool, GatewaySession, Item, McpTool, OutgoingEvent, ResponseResource, SessionPatch } from '../protocol/events.js'
+import type { ChatTool, ModelProvider, ModelRequest } from '../providers/provider.js'
 import { PREVIOUS_ITEM_MARKER, parseEventId, type Backend, type ItemOp, type Snapshot } from '../store/conversation-store.js'
 import type { ConversationResponses } from './conversation-responses.js'
-import { ResponseRun, type McpOutcome, type McpTools, type ResponseSink } from './response-run.js'
+import type { McpConnection, McpServerOptions } from '../tools/mcp.js'
+import { functionCalls, latestUserText, redactTool, responseText, toChatTool, toChatToolChoice, toItem, userItem, type CallItem } from './items.js'
+import { ResponseRun, type ResponseSink } from './response-run.js'
+import { SessionMcp } from './session-mcp.js'
 import type { SessionSocket } from './socket.js'
 
 export interface ConversationLimits {
@@ -54,22 +57,6 @@ export interface SessionOptions {
   readonly log: Log
   /** Attach to a stored conversation instead of creating one; resume after an event cursor. */
   readonly attach?: { readonly conversationId: string, readonly resumeAfter?: string }
-}
-
-/** An MCP server as a session uses it (tools/mcp.ts implements it with the MCP SDK). */
-export interface McpConnection {
-  readonly serverLabel: string
-  readonly tools: ReadonlyArray<{ readonly name: string, readonly description?: string, readonly inputSchema: Record<string, unknown> }>
-  call (name: string, argumentsJson: string, signal: AbortSignal): Promise<McpOutcome>
-  close (): Promise<void>
-}
-
-export interface McpServerOptions {
-  readonly serverLabel: string
-  readonly serverUrl: string
-  readonly headers?: Readonly<Record<string, string>>
-  readonly allowedTools?: readonly string[]
-  readonly timeoutMs: number
 }
 
 /** What a session needs of the gateway's server-side tools (tools/registry.ts provides it). */
@@ -111,8 +98,8 @@ export class Session {
   #queue: Promise<void>
   #turns = 0
   #closed = false
-  /** MCP servers this session's `mcp` tools named, by server label. */
-  readonly #mcp = new Map<string, McpConnection>()
+  /** MCP servers this session's `mcp` tools named. */
+  readonly #mcp = new SessionMcp()
   /** Batches shown to this socket before the store took them (degraded mode). */
   readonly #shownUncommitted = new Set<string>()
   /** Fires when a response seen on the feed goes quiet: its generator may have died. */
@@ -190,8 +177,7 @@ export class Session {
       for (const responseId of this.#started) this.#options.hubs.localRun(this.#conversationId, responseId)?.abort(false)
     }
     if (this.#joined) this.#options.hubs.leave(this.#conversationId, this.#member)
-    for (const connection of this.#mcp.values()) connection.close().catch((err: unknown) => this.#log.warn({ err }, 'mcp close failed'))
-    this.#mcp.clear()
+    this.#mcp.closeAll((err) => this.#log.warn({ err }, 'mcp close failed'))
     this.#log.info({ code, durationMs: Date.now() - this.#openedAt, turns: this.#turns }, 'session closed')
   }
 
@@ -297,8 +283,7 @@ export class Session {
    */
   async #listMcpTools (tool: McpTool, eventId: string | undefined): Promise<void> {
     const label = tool.server_label
-    await this.#mcp.get(label)?.close()
-    this.#mcp.delete(label)
+    await this.#mcp.drop(label)
     const item: Item = { id: newId('item'), object: 'realtime.item', type: 'mcp_list_tools', status: 'in_progress', server_label: label, tools: [] }
     await this.#append([
       { type: 'conversation.item.added', previous_item_id: PREVIOUS_ITEM, item },
@@ -314,27 +299,13 @@ export class Session {
         ...(allowed === undefined ? {} : { allowedTools: allowed }),
         timeoutMs: this.#options.limits.mcpTimeoutMs
       })
-      this.#mcp.set(label, connection)
+      this.#mcp.add(connection)
       const done: Item = { ...item, status: 'completed', tools: connection.tools.map((t) => ({ name: t.name, description: t.description ?? null, input_schema: t.inputSchema })) }
       await this.#append([{ type: 'mcp_list_tools.completed', item_id: item.id }, { type: 'conversation.item.done', item: done }], { op: 'replace', item: done })
     } catch (err) {
       const failed: Item = { ...item, status: 'incomplete' }
       await this.#append([{ type: 'mcp_list_tools.failed', item_id: item.id }, { type: 'conversation.item.done', item: failed }], { op: 'replace', item: failed })
       this.#sendError(gatewayError('GW_ERR_MCP_UNAVAILABLE', [label], { cause: err, param: 'session.tools' }), eventId)
-    }
-  }
-
-  /** The session's MCP tools, as a response runs them. */
-  #mcpTools (): McpTools {
-    const find = (name: string) => [...this.#mcp.values()].find((connection) => connection.tools.some((t) => t.name === name))
-    return {
-      serverOf: (name) => find(name)?.serverLabel,
-      call: async (name, argumentsJson, signal) => {
-        const connection = find(name)
-        return connection === undefined
-          ? { ok: false, error: { type: 'protocol_error', code: -32601, message: `no MCP tool named ${name}` } }
-          : connection.call(name, argumentsJson, signal)
-      }
     }
   }
 
@@ -424,7 +395,7 @@ export class Session {
       metadata: params.metadata ?? null,
       maxOutputTokens: params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf',
       onError: (err) => log.warn({ err }, 'response failed upstream'),
-      ...(step === 0 ? {} : { toolSteps: { reached: step >= this.#options.limits.maxToolSteps, max: this.#options.limits.maxToolSteps, serverTools: tools.names }, mcp: this.#mcpTools() })
+      ...(step === 0 ? {} : { toolSteps: { reached: step >= this.#options.limits.maxToolSteps, max: this.#options.limits.maxToolSteps, serverTools: tools.names }, mcp: this.#mcp.runner() })
     })
   }
 
@@ -558,8 +529,7 @@ export class Session {
   #request (params: ResponseParamsOf, context: Item[], serverTools: boolean): ModelRequest {
     const config = this.#config
     const clientTools = params.tools ?? config.tools?.filter((tool): tool is FunctionTool => tool.type === 'function') ?? []
-    const mcpTools = [...this.#mcp.values()].flatMap((c) => c.tools.map((t) => ({ name: t.name, ...(t.description === undefined ? {} : { description: t.description }), parameters: t.inputSchema })))
-    const tools = [...clientTools.map(toChatTool), ...(serverTools ? [...this.#options.tools.chatTools, ...mcpTools] : [])]
+    const tools = [...clientTools.map(toChatTool), ...(serverTools ? [...this.#options.tools.chatTools, ...this.#mcp.chatTools()] : [])]
     const toolChoice = params.tool_choice ?? config.tool_choice
     const maxOutputTokens = params.max_output_tokens ?? config.max_output_tokens ?? 'inf'
     const temperature = params.temperature ?? config.temperature
@@ -642,81 +612,4 @@ export class Session {
   #asGatewayError (err: unknown): GatewayError {
     return isGatewayError(err) ? err : gatewayError('GW_ERR_SERVER_INTERNAL', [], { cause: err })
   }
-}
-
-type CallItem = Extract<Item, { type: 'function_call' }>
-
-/** The function calls a response made. */
-function functionCalls (response: ResponseResource): CallItem[] {
-  return (response.output ?? []).flatMap((item): CallItem[] => item.type === 'function_call' && item.id !== undefined && item.call_id !== undefined
-    ? [{ id: item.id, object: 'realtime.item', type: 'function_call', status: 'completed', call_id: item.call_id, name: item.name, arguments: item.arguments }]
-    : [])
-}
-
-/** The text of a response's assistant messages. */
-function responseText (response: ResponseResource): string {
-  return (response.output ?? []).map((item) => item.type === 'message' ? item.content.map((part) => ('text' in part ? part.text ?? '' : '')).join('') : '').join('')
-}
-
-/** The text of the latest user message, if there is one. */
-function latestUserText (items: readonly Item[]): string | undefined {
-  const message = items.findLast((item) => item.type === 'message' && item.role === 'user')
-  return message?.type === 'message' ? message.content.map((part) => part.text ?? '').join('\n') : undefined
-}
-
-/** A user message carrying a chain step's rendered prompt (it never joins the conversation). */
-function userItem (text: string): Item {
-  return { id: newId('item'), object: 'realtime.item', type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_text', text }] }
-}
-
-/** A tool as session.updated shows it: an MCP server's credentials are not echoed. */
-function redactTool<T extends { type?: string }> (tool: T): T {
-  if (tool.type !== 'mcp') return tool
-  const copy: Record<string, unknown> = { ...tool }
-  const headers = copy['headers']
-  if (typeof headers === 'object' && headers !== null) copy['headers'] = Object.fromEntries(Object.keys(headers).map((key) => [key, '[redacted]']))
-  if (copy['authorization'] !== undefined) copy['authorization'] = '[redacted]'
-  return copy as T
-}
-
-/** A client item as stored: id given or generated, `object` and `status` set, parts normalised. */
-function toItem (input: ItemInput, generatedId: string): Item {
-  // A client's item is whole when it arrives; only the gateway streams items in progress.
-  const meta = { id: input.id ?? generatedId, object: 'realtime.item' as const, status: input.status === 'incomplete' ? 'incomplete' as const : 'completed' as const }
-  switch (input.type) {
-    case 'function_call':
-      return { ...meta, type: 'function_call', call_id: input.call_id, name: input.name, arguments: input.arguments }
-    case 'function_call_output':
-      return { ...meta, type: 'function_call_output', call_id: input.call_id, output: input.output }
-    case 'message':
-      switch (input.role) {
-        case 'assistant':
-          return { ...meta, type: 'message', role: 'assistant', content: input.content.map((p) => ({ type: 'output_text' as const, text: p.text ?? '' })) }
-        case 'system':
-          return { ...meta, type: 'message', role: 'system', content: input.content.map((p) => ({ type: 'input_text' as const, text: p.text ?? '' })) }
-        case 'user':
-          return {
-            ...meta,
-            type: 'message',
-            role: 'user',
-            content: input.content.map((p) => p.type === 'input_image'
-              ? { type: 'input_image' as const, image_url: p.image_url ?? '', ...(p.detail === undefined ? {} : { detail: p.detail }) }
-              : { type: 'input_text' as const, text: p.text ?? '' })
-          }
-      }
-  }
-}
-
-function toChatTool (tool: FunctionTool): ChatTool {
-  return {
-    name: tool.name,
-    ...(tool.description === undefined ? {} : { description: tool.description }),
-    ...(tool.parameters === undefined ? {} : { parameters: tool.parameters }),
-    ...(tool.strict === undefined ? {} : { strict: tool.strict })
-  }
-}
-
-function toChatToolChoice (choice: ToolChoice | NonNullable<GatewaySession['tool_choice']>): ChatToolChoice {
-  if (typeof choice === 'string') return choice === 'none' || choice === 'required' ? choice : 'auto'
-  return 'name' in choice && typeof choice.name === 'string' ? { name: choice.name } : 'auto'
 }
