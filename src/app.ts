@@ -20,6 +20,8 @@ import { checkChainTools } from './chains/chains-file.js'
 import { builtinTools } from './tools/builtin/index.js'
 import { createHttpTool } from './tools/http-tool.js'
 import { ToolRegistry, type ServerTool } from './tools/registry.js'
+import { connectMcp } from './tools/mcp.js'
+import { SessionMcp } from './session/session-mcp.js'
 import { createMemoryBackend } from './store/memory-store.js'
 import { httpRoutes } from './transport/http.js'
 import { webSocketTransport } from './transport/websocket.js'
@@ -70,10 +72,11 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
   // A chain step naming a tool the gateway does not have fails start-up, naming file and entry.
   checkChainTools(config.chains.definitions, config.chains.file ?? 'CHAINS_FILE', (name) => registry.has(name))
   const chains = new Map(config.chains.definitions.map((chain) => [chain.name, chain]))
+  const sharedMcp = await connectGatewayMcp(config, app)
   const sessions = new SessionManager(config.transport.maxSessions)
   await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, backend: store, sessions })
   const instanceId = `${hostname()}-${process.pid}-${newId('gw').slice(3, 9)}`
-  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry), chains })
+  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry), chains, sharedMcp })
   return app
 }
 
@@ -108,6 +111,24 @@ async function resolveUpstream (app: FastifyInstance, config: Config): Promise<R
   app.addHook('onClose', async () => { await simulator.close() })
   app.log.warn({ baseURL: simulator.baseURL }, 'SIMULATED UPSTREAM: no OPENAI_BASE_URL or OPENAI_API_KEY is set, so replies come from the built-in simulator')
   return { kind: 'simulator', baseURL: simulator.baseURL, apiKey: 'sk-simulator-not-a-real-key' }
+}
+
+/**
+ * Connects to the MCP servers of MCP_SERVERS once, for every session of this instance. A server
+ * that cannot be reached is logged and left out (the gateway still starts).
+ */
+async function connectGatewayMcp (config: Config, app: FastifyInstance): Promise<SessionMcp> {
+  const shared = new SessionMcp()
+  for (const server of config.tools.mcpServers) {
+    try {
+      shared.add(await connectMcp({ ...server, timeoutMs: config.tools.mcpTimeoutMs }))
+      app.log.info({ serverLabel: server.serverLabel }, 'mcp server connected')
+    } catch (err) {
+      app.log.error({ err, serverLabel: server.serverLabel }, 'mcp server unavailable; its tools are not offered')
+    }
+  }
+  app.addHook('onClose', async () => { shared.closeAll((err) => app.log.warn({ err }, 'mcp close failed')) })
+  return shared
 }
 
 /** The registry as sessions see it: names, upstream definitions, and a call that never rejects. */

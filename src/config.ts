@@ -7,6 +7,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseChainsFile, type ChainDefinition } from './chains/chains-file.js'
 import { builtinTools } from './tools/builtin/index.js'
+import { parseMcpServers, type McpServerConfig } from './tools/mcp-servers.js'
 import { parseToolsFile, type HttpToolDefinition } from './tools/tools-file.js'
 
 const Int = (def: number, min = 0) => Type.Integer({ default: def, minimum: min })
@@ -72,6 +73,8 @@ export const EnvSchema = Type.Object({
   MAX_TOOL_STEPS: Int(8, 1),
   /** Per MCP request (connect, list, call) to a server a session names, in ms. */
   MCP_TIMEOUT_MS: Int(15_000, 1),
+  /** MCP servers offered to every session: a JSON array (see README). Absent: none. */
+  MCP_SERVERS: Type.Optional(Type.String({ minLength: 2 })),
   /** JSON or YAML file of named prompt chains (see README). Absent: none. */
   CHAINS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Pacing of the built-in simulator when it is the upstream (demo mode), in ms. */
@@ -134,6 +137,8 @@ export interface Config {
     readonly builtins: readonly string[]
     readonly maxSteps: number
     readonly mcpTimeoutMs: number
+    /** MCP servers from MCP_SERVERS, connected once per instance and shared by every session. */
+    readonly mcpServers: readonly McpServerConfig[]
   }
   /** Prompt chains from CHAINS_FILE (their tools are checked against the registry in buildApp). */
   readonly chains: { readonly file?: string, readonly definitions: readonly ChainDefinition[] }
@@ -170,6 +175,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const tls = readTls(known['TLS_CERT_FILE'], known['TLS_KEY_FILE'], problems)
   const tools = readTools(known['TOOLS_FILE'], known['BUILTIN_TOOLS'], env, problems)
   const chains = readChains(known['CHAINS_FILE'], problems)
+  const mcpServers = readMcpServers(known['MCP_SERVERS'], env, problems)
   if (problems.length > 0 || !Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
 
   const simulated = parsed.OPENAI_BASE_URL === undefined && parsed.OPENAI_API_KEY === undefined
@@ -221,7 +227,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       ttlMs: parsed.CONVERSATION_TTL_MS,
       maxLogEvents: parsed.EVENT_LOG_MAX_EVENTS
     },
-    tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS, mcpTimeoutMs: parsed.MCP_TIMEOUT_MS },
+    tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS, mcpTimeoutMs: parsed.MCP_TIMEOUT_MS, mcpServers },
     chains: { ...(known['CHAINS_FILE'] === undefined ? {} : { file: known['CHAINS_FILE'] }), definitions: chains }
   })
 }
@@ -270,6 +276,17 @@ function readTools (file: string | undefined, list: string | undefined, env: Nod
   } catch (err) {
     problems.push(`TOOLS_FILE: ${err instanceof Error ? err.message : String(err)}`)
     return { http: [], builtins }
+  }
+}
+
+/** MCP_SERVERS: the gateway's own MCP servers; problems are reported, not thrown. */
+function readMcpServers (raw: string | undefined, env: NodeJS.ProcessEnv, problems: string[]): McpServerConfig[] {
+  if (raw === undefined) return []
+  try {
+    return parseMcpServers(raw, env)
+  } catch (err) {
+    problems.push(`MCP_SERVERS: ${err instanceof Error ? err.message : String(err)}`)
+    return []
   }
 }
 

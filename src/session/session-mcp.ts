@@ -8,6 +8,12 @@ import type { McpTools } from './response-run.js'
 
 export class SessionMcp {
   readonly #connections = new Map<string, McpConnection>()
+  readonly #shared: SessionMcp | undefined
+
+  /** `shared`: the gateway's own MCP servers (MCP_SERVERS), offered beside the session's. */
+  constructor (shared?: SessionMcp) {
+    this.#shared = shared
+  }
 
   /** Keeps `connection` under its label. */
   add (connection: McpConnection): void {
@@ -23,7 +29,7 @@ export class SessionMcp {
 
   /** Every server's tools, as function tools for the upstream. */
   chatTools (): ChatTool[] {
-    return [...this.#connections.values()].flatMap((connection) => connection.tools.map((tool) => ({
+    return this.#all().flatMap((connection) => connection.tools.map((tool) => ({
       name: tool.name,
       ...(tool.description === undefined ? {} : { description: tool.description }),
       parameters: tool.inputSchema
@@ -32,7 +38,7 @@ export class SessionMcp {
 
   /** The tools as a response runs them (inside the response, as `mcp_call` items). */
   runner (): McpTools {
-    const find = (name: string) => [...this.#connections.values()].find((connection) => connection.tools.some((tool) => tool.name === name))
+    const find = (name: string) => this.#all().find((connection) => connection.tools.some((tool) => tool.name === name))
     return {
       serverOf: (name) => find(name)?.serverLabel,
       call: async (name, argumentsJson, signal) => {
@@ -42,6 +48,11 @@ export class SessionMcp {
           : await connection.call(name, argumentsJson, signal)
       }
     }
+  }
+
+  /** The session's servers first (they win a name clash), then the gateway's. */
+  #all (): McpConnection[] {
+    return [...this.#connections.values(), ...(this.#shared === undefined ? [] : this.#shared.#all())]
   }
 
   /** Closes every connection (the session ended); failures are reported, not thrown. */

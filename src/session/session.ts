@@ -45,6 +45,8 @@ export interface SessionOptions {
   readonly tools: SessionTools
   /** Prompt chains by name (CHAINS_FILE). */
   readonly chains: ReadonlyMap<string, ChainDefinition>
+  /** The gateway's own MCP servers (MCP_SERVERS), shared by every session. */
+  readonly sharedMcp?: SessionMcp
   /** Opens an MCP server named by a session's `mcp` tool (tools/mcp.ts). */
   readonly connectMcp: (options: McpServerOptions) => Promise<McpConnection>
   readonly provider: ModelProvider
@@ -98,8 +100,8 @@ export class Session {
   #queue: Promise<void>
   #turns = 0
   #closed = false
-  /** MCP servers this session's `mcp` tools named. */
-  readonly #mcp = new SessionMcp()
+  /** MCP servers this session's `mcp` tools named (and the gateway's own, behind them). */
+  readonly #mcp: SessionMcp
   /** Batches shown to this socket before the store took them (degraded mode). */
   readonly #shownUncommitted = new Set<string>()
   /** Fires when a response seen on the feed goes quiet: its generator may have died. */
@@ -126,6 +128,7 @@ export class Session {
       conversation_id: '',
       expires_at: Math.floor(this.#openedAt / 1000) + SESSION_HORIZON_S
     }
+    this.#mcp = new SessionMcp(options.sharedMcp)
     this.#cursor = new EventCursor({
       send: (event) => this.#deliver(event),
       readLog: async (afterSeq) => this.#options.backend.conversations.readLog(this.#conversationId, afterSeq),

@@ -81,7 +81,7 @@ function parseEntry (entry: unknown, env: Readonly<Record<string, string | undef
   return { name, description, parameters, url, timeoutMs, headers: resolveHeaders(headers, env) }
 }
 
-function resolveHeaders (headers: unknown, env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+export function resolveHeaders (headers: unknown, env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   if (headers === undefined) return {}
   if (!isObject(headers)) throw new Error('headers must be an object of header name to string value')
   const resolved: Record<string, string> = {}

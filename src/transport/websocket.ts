@@ -16,6 +16,7 @@ import type { ConversationHubs } from '../conversation/hub.js'
 import type { ModelProvider } from '../providers/provider.js'
 import { ConversationResponses } from '../session/conversation-responses.js'
 import { Session, type SessionTools } from '../session/session.js'
+import type { SessionMcp } from '../session/session-mcp.js'
 import type { SessionManager } from '../session/session-manager.js'
 import type { SessionSocket } from '../session/socket.js'
 import { connectMcp } from '../tools/mcp.js'
@@ -32,6 +33,8 @@ export interface WebSocketTransportOptions {
   readonly sessions: SessionManager
   readonly tools: SessionTools
   readonly chains: ReadonlyMap<string, ChainDefinition>
+  /** The gateway's own MCP servers, shared by every session. */
+  readonly sharedMcp: SessionMcp
 }
 
 declare module 'fastify' {
@@ -49,7 +52,7 @@ interface RealtimeQuery {
   resume_after?: string
 }
 
-const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions, tools, chains }) => {
+const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions, tools, chains, sharedMcp }) => {
   const codec = createCodec({ maxItemBytes: config.session.maxItemBytes })
   const responses = new ConversationResponses({
     backend,
@@ -114,6 +117,7 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       defaultModel: config.upstream.defaultModel,
       limits: { ...config.session, maxToolSteps: config.tools.maxSteps, mcpTimeoutMs: config.tools.mcpTimeoutMs },
       connectMcp,
+      sharedMcp,
       log: request.log.child({ sessionId })
     })
     sessions.add(session)

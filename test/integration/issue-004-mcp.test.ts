@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { loadConfig } from '../../src/config.js'
 import { startGateway, type TestGateway } from '../helpers/build-app.js'
 import { startMcpServer, type TestMcpServer } from '../helpers/mcp-server.js'
 import { TestClient, textOf } from '../helpers/ws-client.js'
@@ -101,5 +102,33 @@ describe('an MCP server named by the session', () => {
     expect((await client.next('error'))['error']).toMatchObject({ code: 'mcp_list_tools_failed', event_id: 'mcp1' })
     gw.sim.enqueue({ text: 'still here' })
     expect(textOf(await client.ask('hello'))).toBe('still here')
+  })
+})
+
+describe('MCP servers in the gateway config (MCP_SERVERS)', () => {
+  it('offers their allowed tools to every session and runs the calls as mcp_call items', async () => {
+    mcp = await shop()
+    gw = await startGateway({
+      env: {
+        MCP_SERVERS: JSON.stringify([{ server_label: 'shop', server_url: mcp.url, allowed_tools: ['lookup_order'], headers: { Authorization: 'Bearer ${MCP_TEST_TOKEN}' } }]), // eslint-disable-line no-template-curly-in-string
+        MCP_TEST_TOKEN: 'mcp-config-fake'
+      }
+    })
+    gw.sim.enqueue({ toolCalls: [{ name: 'lookup_order', arguments: '{"order_id":"9"}' }] }, { text: 'Order 9 has shipped.' })
+    const client = await TestClient.connect(gw.url)
+    clients.push(client)
+    const first = await client.ask('where is order 9?')
+    expect(first.find((e) => e.type === 'response.output_item.done')?.['item']).toMatchObject({ type: 'mcp_call', server_label: 'shop', output: 'Order 9: shipped' })
+    expect(textOf(await client.until('response.done'))).toBe('Order 9 has shipped.')
+    expect(mcp.calls[0]?.headers.authorization).toBe('Bearer mcp-config-fake')
+    const offered = gw.sim.requests[0]?.body.tools?.map((t) => t.type === 'function' ? t.function.name : '')
+    expect(offered).toContain('lookup_order')
+    expect(offered).not.toContain('refund')
+    expect(gw.log.text()).not.toContain('mcp-config-fake')
+  })
+
+  it('rejects a bad MCP_SERVERS entry at start-up, naming it', () => {
+    expect(() => loadConfig({ MCP_SERVERS: '[{"server_label":"x","server_url":"ftp://nope"}]' })).toThrow(/MCP_SERVERS: entry 0 \(x\): server_url must be an http\(s\) URL/)
+    expect(() => loadConfig({ MCP_SERVERS: '[{"server_label":"x","server_url":"http://a","headers":{"A":"${MISSING_VAR_FOR_TEST}"}}]' })).toThrow(/MCP_SERVERS: entry 0 \(x\)/) // eslint-disable-line no-template-curly-in-string
   })
 })

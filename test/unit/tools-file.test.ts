@@ -144,11 +144,11 @@ describe('loadConfig tools', () => {
   }
 
   it('defaults to both built-ins, no HTTP tools and 8 steps', () => {
-    expect(loadConfig({}).tools).toEqual({ http: [], builtins: ['current_time', 'calculate'], maxSteps: 8, mcpTimeoutMs: 15_000 })
+    expect(loadConfig({}).tools).toEqual({ http: [], builtins: ['current_time', 'calculate'], maxSteps: 8, mcpTimeoutMs: 15_000, mcpServers: [] })
   })
 
   it('reads BUILTIN_TOOLS and MAX_TOOL_STEPS', () => {
-    expect(loadConfig({ BUILTIN_TOOLS: 'calculate', MAX_TOOL_STEPS: '3', MCP_TIMEOUT_MS: '500' }).tools).toEqual({ http: [], builtins: ['calculate'], maxSteps: 3, mcpTimeoutMs: 500 })
+    expect(loadConfig({ BUILTIN_TOOLS: 'calculate', MAX_TOOL_STEPS: '3', MCP_TIMEOUT_MS: '500' }).tools).toEqual({ http: [], builtins: ['calculate'], maxSteps: 3, mcpTimeoutMs: 500, mcpServers: [] })
     expect(loadConfig({ BUILTIN_TOOLS: ' calculate , current_time,calculate ' }).tools.builtins).toEqual(['calculate', 'current_time'])
     expect(loadConfig({ BUILTIN_TOOLS: 'none' }).tools.builtins).toEqual([])
   })
