@@ -61,7 +61,7 @@ export const EnvSchema = Type.Object({
   /** Memory store bounds: most conversations kept, and how long an idle one lives, in ms. */
   MEMORY_STORE_MAX_CONVERSATIONS: Int(10_000, 1),
   CONVERSATION_TTL_MS: Int(24 * 60 * 60 * 1000, 1000),
-  /** Ping interval; a client that misses two pongs is closed with 4009. 0 disables. */
+  /** Ping interval; a peer that has not answered the previous ping is dropped (no close frame). 0 disables. */
   HEARTBEAT_INTERVAL_MS: Int(30_000),
   /** How long shutdown waits for sessions to close after sending them 1012, in ms. */
   SHUTDOWN_GRACE_MS: Int(10_000),

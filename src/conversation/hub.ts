@@ -26,7 +26,8 @@ export interface HubRun {
 
 interface Hub {
   readonly members: Set<HubMember>
-  readonly runs: Map<string, HubRun>
+  /** Keyed by the run itself: a turn's current response id changes with each follow-up. */
+  readonly runs: Set<HubRun>
   unsubscribe?: () => Promise<void>
   subscribing?: Promise<void>
 }
@@ -64,13 +65,13 @@ export class ConversationHubs {
     for (;;) {
       const hub = await this.#open(conversationId)
       if (this.#hubs.get(conversationId) !== hub) continue
-      hub.runs.set(run.responseId, run)
+      hub.runs.add(run)
       return
     }
   }
 
-  removeRun (conversationId: string, responseId: string): void {
-    this.#hubs.get(conversationId)?.runs.delete(responseId)
+  removeRun (conversationId: string, run: HubRun): void {
+    this.#hubs.get(conversationId)?.runs.delete(run)
     this.#maybeClose(conversationId)
   }
 
@@ -78,7 +79,8 @@ export class ConversationHubs {
   localRun (conversationId: string, responseId?: string): HubRun | undefined {
     const runs = this.#hubs.get(conversationId)?.runs
     if (runs === undefined) return undefined
-    return responseId === undefined ? runs.values().next().value : runs.get(responseId)
+    for (const run of runs) if (responseId === undefined || run.responseId === responseId) return run
+    return undefined
   }
 
   /** Hands a local commit to local members at once (the feed's copy is then a duplicate they drop). */
@@ -116,7 +118,7 @@ export class ConversationHubs {
     const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs).unref() })
     await Promise.race([Promise.allSettled([...this.#running]), grace])
     clearTimeout(timer)
-    for (const hub of this.#hubs.values()) for (const run of hub.runs.values()) run.abort(false)
+    for (const hub of this.#hubs.values()) for (const run of hub.runs) run.abort(false)
     await Promise.allSettled([...this.#running])
   }
 
@@ -130,7 +132,7 @@ export class ConversationHubs {
   async #open (conversationId: string): Promise<Hub> {
     let hub = this.#hubs.get(conversationId)
     if (hub === undefined) {
-      const created: Hub = { members: new Set(), runs: new Map() }
+      const created: Hub = { members: new Set(), runs: new Set() }
       hub = created
       this.#hubs.set(conversationId, created)
       created.subscribing = this.#live.subscribe(conversationId, (message) => this.#dispatch(created, message))
@@ -153,7 +155,7 @@ export class ConversationHubs {
         for (const member of hub.members) member.resync()
         break
       case 'cancel':
-        for (const run of hub.runs.values()) {
+        for (const run of hub.runs) {
           if (message.responseId === undefined || message.responseId === run.responseId) run.abort(true)
         }
         break

@@ -2,9 +2,9 @@
  * Writes one producer's events to a conversation's log in small batches: an event after a
  * quiet spell, or one that opens an item (its first token), goes out at once; otherwise at most one append
  * starts per `lingerMs` (BATCH_LINGER_MS), and everything emitted meanwhile — or while an
- * append is in flight — leaves together in the next one. So a token stream costs one round
- * trip per few milliseconds, never one per token. Appends are strictly sequential, so the log
- * keeps emit order.
+ * append is in flight — leaves together in the next one. So tokens faster than the linger share
+ * a round trip; a stream slower than it pays one per token, never waiting on the previous one
+ * beyond the linger. Appends are strictly sequential, so the log keeps emit order.
  *
  * When the store is unavailable the writer degrades instead of failing: events are shown to
  * this instance's sockets at once (without cursors) and kept, up to MAX_BACKLOG_EVENTS; once
@@ -61,6 +61,8 @@ export class ConversationWriter {
   #inFlight: Promise<void> | undefined
   #failure: unknown
   #degraded = false
+  /** Events shown to local sockets but not yet committed. */
+  #backlog = 0
   #lastCommitAt = -Infinity
 
   constructor (options: WriterOptions) {
@@ -75,7 +77,7 @@ export class ConversationWriter {
   emit (json: string, op?: ItemOp, active?: AppendRequest['active']): void {
     if (this.#failure !== undefined) return
     let batch = this.#queue.at(-1)
-    if (batch === undefined || batch.sealed || batch.shown || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
+    if (batch === undefined || batch.sealed || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
       batch = { events: [], ops: [], dirty: new Map(), hasInsert: false, shown: false, sealed: false, id: randomUUID() }
       this.#queue.push(batch)
     }
@@ -83,8 +85,11 @@ export class ConversationWriter {
     if (op !== undefined) batch.ops.push(op)
     if (op?.op === 'insert') batch.hasInsert = true
     if (active !== undefined) batch.active = active
-    if (this.#degraded) this.#show()
-    else this.#pump()
+    if (!this.#degraded) return this.#pump()
+    // Degraded: show just this event now; the batch is committed whole once the store is back.
+    batch.shown = true
+    this.#options.onUncommitted([json], batch.id)
+    if (++this.#backlog > MAX_BACKLOG_EVENTS) this.#fail(new Error(`store unavailable with over ${MAX_BACKLOG_EVENTS} events waiting`))
   }
 
   /** Marks an item whose state (e.g. its text so far) should be saved with the next batch. */
@@ -99,16 +104,14 @@ export class ConversationWriter {
     if (this.#failure !== undefined) throw this.#failure
   }
 
-  /** Shows every queued, not yet shown batch to local sockets (degraded mode). */
+  /** Entering degraded mode: shows every queued, not yet shown batch to local sockets. */
   #show (): void {
-    let events = 0
     for (const batch of this.#queue) {
-      events += batch.events.length
       if (batch.shown) continue
       batch.shown = true
+      this.#backlog += batch.events.length
       this.#options.onUncommitted(batch.events, batch.id)
     }
-    if (events > MAX_BACKLOG_EVENTS) this.#fail(new Error(`store unavailable with over ${MAX_BACKLOG_EVENTS} events waiting`))
   }
 
   #fail (err: unknown): void {
@@ -152,8 +155,8 @@ export class ConversationWriter {
       if (batch.shown) this.#options.releaseLocal()
       if (isGatewayError(err) && err.code === 'GW_ERR_STORE_UNAVAILABLE') {
         // Keep the batch; show it (and what follows) now; try again shortly.
+        if (!this.#degraded) this.#show()
         this.#degraded = true
-        this.#show()
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
         return
       }
@@ -162,6 +165,7 @@ export class ConversationWriter {
     }
     this.#queue.shift()
     if (batch.shown) {
+      this.#backlog -= batch.events.length
       this.#options.releaseLocal({ firstSeq: result.firstSeq, lastSeq: result.firstSeq + result.events.length - 1, batchId: batch.id })
     } else {
       this.#options.onCommitted(result)

@@ -16,8 +16,6 @@ export const CloseCodes = {
   TRY_AGAIN_LATER: 1013,
   /** The client read too slowly: more than MAX_PENDING_BYTES were waiting to be sent. */
   SLOW_CONSUMER: 4008,
-  /** The client sent nothing and answered no ping for IDLE_TIMEOUT_MS. */
-  IDLE_TIMEOUT: 4009,
   /** `conversation_id` names no conversation of this tenant (unknown, expired or another's). */
   CONVERSATION_NOT_FOUND: 4504
 } as const

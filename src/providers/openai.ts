@@ -45,9 +45,10 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
       signal.addEventListener('abort', forward, { once: true })
       let idle: NodeJS.Timeout | undefined
       let timedOut = false
+      // One timer per stream, pushed back on every chunk (refresh() allocates nothing).
       const arm = () => {
-        clearTimeout(idle)
-        idle = setTimeout(() => { timedOut = true; controller.abort() }, options.idleTimeoutMs)
+        if (idle === undefined) idle = setTimeout(() => { timedOut = true; controller.abort() }, options.idleTimeoutMs)
+        else idle.refresh()
       }
       try {
         let chunks: AsyncIterable<ChatCompletionChunk>

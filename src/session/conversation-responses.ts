@@ -70,12 +70,14 @@ export class ConversationResponses {
       log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
       await this.#endOrphan(conversationId, grant.orphan, fence, log)
     }
-    const writer = this.#writer(conversationId, fence, log)
+    // A write that fails for good stops this turn (and only this one).
+    let turn: Turn | undefined
+    const writer = this.#writer(conversationId, fence, log, () => turn?.abort(false))
     return {
       fence,
       sink: logSink(writer, responseId),
       start: async (run, runLog, onEnd, next) => {
-        const turn = new Turn(run)
+        turn = new Turn(run)
         await this.#options.hubs.addRun(conversationId, turn)
         this.#options.hubs.track(this.#drive(conversationId, turn, writer, fence, runLog, next).finally(onEnd))
       },
@@ -123,12 +125,12 @@ export class ConversationResponses {
       log.warn({ err }, 'response could not be written')
     } finally {
       clearInterval(refresh)
-      hubs.removeRun(conversationId, turn.responseId)
+      hubs.removeRun(conversationId, turn)
       await backend.leases.release(conversationId, fence).catch((err: unknown) => log.warn({ err }, 'lease release failed'))
     }
   }
 
-  #writer (conversationId: string, fence: number, log: Log): ConversationWriter {
+  #writer (conversationId: string, fence: number, log: Log, stop: () => void = () => {}): ConversationWriter {
     const { backend, hubs, batchLingerMs } = this.#options
     return new ConversationWriter({
       store: backend.conversations,
@@ -141,7 +143,7 @@ export class ConversationResponses {
       releaseLocal: (skip) => hubs.releaseLocal(conversationId, skip),
       onFailed: (err) => {
         log.warn({ err }, 'conversation write failed; stopping the response')
-        hubs.localRun(conversationId)?.abort(false)
+        stop()
       }
     })
   }

@@ -577,8 +577,9 @@ export class Session {
     if (boundary === 'done') {
       clearTimeout(this.#watchdog)
       this.#watchdog = undefined
-    } else if (boundary === 'created' || this.#watchdog !== undefined) {
-      clearTimeout(this.#watchdog)
+    } else if (this.#watchdog !== undefined) {
+      this.#watchdog.refresh() // per event: push the deadline back, allocating nothing
+    } else if (boundary === 'created') {
       this.#watchdog = setTimeout(() => {
         this.#watchdog = undefined
         if (!this.#closed && this.#options.hubs.localRun(this.#conversationId) === undefined) this.#options.responses.recoverOrphan(this.#conversationId, this.#log)

@@ -185,7 +185,8 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
  * Applies item ops to a copy of `items`, validating all of them first so a failing append
  * changes nothing. Returns the new list, the ids inserted and the first insert's predecessor.
  */
-function applyOps (current: readonly Item[], request: AppendRequest, maxItems: number) {
+function applyOps (current: Item[], request: AppendRequest, maxItems: number) {
+  if (request.ops === undefined || request.ops.length === 0) return { items: current, inserted: [], previousItemId: undefined }
   const items = [...current]
   const inserted: string[] = []
   let previousItemId: string | null | undefined

@@ -95,13 +95,16 @@ describe.each(stores())('built-in server-side tools, on $name', ({ env }) => {
     expect(output?.['call_id']).toBe(first?.['output'][0]['call_id'])
     // The tools were offered upstream, and the follow-up carried the call and its output.
     expect(gw.sim.requests[0]?.body.tools?.map((t) => t.type === 'function' ? t.function.name : '')).toEqual(expect.arrayContaining(['calculate', 'current_time']))
+    // The turn is over (its follow-up included): nothing is left to cancel.
+    client.send({ type: 'response.cancel', event_id: 'late' })
+    expect((await client.next('error'))['error']).toMatchObject({ code: 'response_cancel_not_active', event_id: 'late' })
     expect(gw.sim.requests[1]?.body.messages.slice(-2)).toMatchObject([
       { role: 'assistant', tool_calls: [{ function: { name: 'calculate', arguments: '{"expression":"6*7"}' } }] },
       { role: 'tool', tool_call_id: output?.['call_id'] }
     ])
   })
 
-  it('runs parallel calls concurrently and answers each; bad arguments become an error output the model sees', async () => {
+  it('answers every one of parallel calls before one follow-up; bad arguments become an error output the model sees', async () => {
     gw = await startGateway()
     gw.sim.enqueue({
       toolCalls: [
