@@ -24,6 +24,12 @@ import { connectMcp } from './tools/mcp.js'
 import { SessionMcp } from './session/session-mcp.js'
 import { createMemoryBackend } from './store/memory-store.js'
 import { httpRoutes } from './transport/http.js'
+import { randomBytes } from 'node:crypto'
+import { EphemeralKeys } from './auth/ephemeral-keys.js'
+import { KeyRing } from './auth/key-ring.js'
+import { createCodec } from './protocol/codec.js'
+import { clientSecrets } from './transport/client-secrets.js'
+import { cors } from './transport/cors.js'
 import { webSocketTransport } from './transport/websocket.js'
 
 export interface AppDependencies {
@@ -74,10 +80,29 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
   const chains = new Map(config.chains.definitions.map((chain) => [chain.name, chain]))
   const sharedMcp = await connectGatewayMcp(config, app)
   const sessions = new SessionManager(config.transport.maxSessions)
+  const keys = createKeyRing(config, app)
+  await app.register(cors, config.auth.allowedOrigins === undefined ? {} : { allowedOrigins: config.auth.allowedOrigins })
+  await app.register(clientSecrets, {
+    keys,
+    codec: createCodec({ maxItemBytes: config.session.maxItemBytes, maxImageBytes: config.session.maxImageBytes }),
+    backend: store,
+    defaultTtlS: config.auth.ephemeralKeyTtlS,
+    defaultModel: config.upstream.defaultModel
+  })
   await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, backend: store, sessions })
   const instanceId = `${hostname()}-${process.pid}-${newId('gw').slice(3, 9)}`
-  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry), chains, sharedMcp })
+  await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry), chains, sharedMcp, keys })
   return app
+}
+
+/** The gateway's keys; ephemeral keys signed with EPHEMERAL_KEY_SECRET, or a per-process secret (said at start-up). */
+function createKeyRing (config: Config, app: FastifyInstance): KeyRing {
+  const secret = config.auth.ephemeralKeySecret
+  if (secret === undefined && config.auth.keys.length > 0) {
+    app.log.warn('EPHEMERAL_KEY_SECRET is not set: ephemeral keys minted here are accepted by this instance only')
+  }
+  const defaults = { requestsPerMin: config.limits.requestsPerMin, tokensPerMin: config.limits.tokensPerMin, maxSockets: config.limits.maxSocketsPerKey }
+  return new KeyRing(config.auth.keys, defaults, new EphemeralKeys(secret ?? randomBytes(32)))
 }
 
 /** The backend the config names: Redis Cluster, Redis, or the embedded memory store. */

@@ -5,7 +5,10 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseKeyList, parseKeysFile, type ApiKeyEntry } from './auth/keys-file.js'
 import { parseChainsFile, type ChainDefinition } from './chains/chains-file.js'
+import { knownModel, type ContextBudgetConfig, type ContextWindow } from './conversation/context-budget.js'
+import { checkRouting, modelNameProblem, parseModelsFile, type ModelRoute } from './providers/models-file.js'
 import { builtinTools } from './tools/builtin/index.js'
 import { parseMcpServers, type McpServerConfig } from './tools/mcp-servers.js'
 import { parseToolsFile, type HttpToolDefinition } from './tools/tools-file.js'
@@ -23,22 +26,53 @@ export const EnvSchema = Type.Object({
   OPENAI_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
   /** Model used when the client names none (`/v1/realtime` without `?model=`). */
   DEFAULT_MODEL: Type.String({ default: 'gpt-4o' }),
-  /** Per upstream attempt: time allowed until the stream's headers arrive, in ms. */
+  /** Per upstream attempt: connect and receive the stream's response headers, in ms. */
   UPSTREAM_TIMEOUT_MS: Int(60_000, 1),
+  /** From the request to the first content (text or tool call) of the reply, in ms (retried before the first token). */
+  UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: Int(60_000, 1),
   /** Longest silence between two chunks of a started upstream stream, in ms. */
   UPSTREAM_IDLE_TIMEOUT_MS: Int(30_000, 1),
   /** Retries of a failed upstream request, only before its first token. */
   UPSTREAM_MAX_RETRIES: Int(2),
   /** Longest retry-after wait the gateway honours before giving up, in ms. */
   UPSTREAM_MAX_RETRY_DELAY_MS: Int(10_000),
-  /** `key:tenant,…`; absent: no authentication, one anonymous tenant. */
+  /** JSON or YAML file routing model names to upstreams (see "Model routing"). Absent: every model goes to the default upstream. */
+  MODELS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Models tried in turn when a model's upstream fails before its first token, comma-separated (a route's own `fallback` wins). */
+  UPSTREAM_FALLBACK_MODELS: Type.Optional(Type.String({ minLength: 1 })),
+  /** Context windows by model, `name=tokens,…` (`prefix*` patterns allowed); they win over the built-in table. */
+  CONTEXT_WINDOW_TOKENS: Type.Optional(Type.String({ minLength: 1 })),
+  /** Context window of a model neither configured nor in the built-in table, in tokens. */
+  DEFAULT_CONTEXT_WINDOW_TOKENS: Int(32_768, 1024),
+  /** Tokens kept free for the reply when the request sets no max_output_tokens and the model's largest reply is not known. */
+  CONTEXT_OUTPUT_RESERVE_TOKENS: Int(4_096, 1),
+  /** `key:tenant,…`; absent (and no keys file): no authentication, one anonymous tenant. */
   GATEWAY_API_KEYS: Type.Optional(Type.String()),
+  /** JSON or YAML file of gateway keys (plain or SHA-256), their tenants and per-key limits (see README). */
+  GATEWAY_API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Browser origins allowed to connect and call the HTTP API, comma-separated (`*`: any). Absent: any. */
+  ALLOWED_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
+  /** Secret that signs ephemeral `ek_` keys, shared by every instance (32+ characters). Absent: one per process. */
+  EPHEMERAL_KEY_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  /** Lifetime of an ephemeral key when the request names none, in seconds (10 to 7200, as the Realtime API). */
+  EPHEMERAL_KEY_TTL_S: Type.Integer({ default: 600, minimum: 10, maximum: 7200 }),
+  /** Default per-key limits (a keys file entry may override them); 0 turns a limit off. */
+  RATE_LIMIT_REQUESTS_PER_MIN: Int(0),
+  RATE_LIMIT_TOKENS_PER_MIN: Int(0),
+  /** Output tokens reserved for a reply whose max_output_tokens is `inf`, settled against the real usage. */
+  RATE_LIMIT_OUTPUT_RESERVE_TOKENS: Int(1024, 1),
+  /** Concurrent sockets per key across every instance (0: unbounded). */
+  MAX_SOCKETS_PER_KEY: Int(0),
   TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Largest WebSocket frame accepted; bigger frames close the socket with 1009. */
   MAX_FRAME_BYTES: Int(4 * 1024 * 1024, 1024),
   /** Largest single conversation item (an image as a data URL counts); bigger ones get `item_too_large`. */
   MAX_ITEM_BYTES: Int(1024 * 1024, 256),
+  /** Largest image (decoded bytes of an input_image data URL); bigger ones get `image_too_large`. */
+  MAX_IMAGE_BYTES: Int(768 * 1024, 64),
+  /** Client events received but not yet handled, per socket; more get `too_many_pending_events`. */
+  MAX_PENDING_EVENTS: Int(64, 1),
   /** Bytes queued for a client that does not read before it is closed with 4008. */
   MAX_PENDING_BYTES: Int(8 * 1024 * 1024, 1024),
   /** Live sessions per instance; more are closed with 1013. */
@@ -65,6 +99,10 @@ export const EnvSchema = Type.Object({
   HEARTBEAT_INTERVAL_MS: Int(30_000),
   /** How long shutdown waits for sessions to close after sending them 1012, in ms. */
   SHUTDOWN_GRACE_MS: Int(10_000),
+  /** On SIGTERM, how long /readyz fails before sockets are told to reconnect (load balancer catch-up), in ms. */
+  SHUTDOWN_DRAIN_DELAY_MS: Int(0),
+  /** A reply that fails after response.created also gets an `error` event before its failed response.done. */
+  FAILED_RESPONSE_ERROR_EVENT: Type.Boolean({ default: true }),
   /** JSON file of HTTP tools the gateway calls itself (see README). Absent: none. */
   TOOLS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** Built-in tools offered to the model, comma-separated; `none` offers none. */
@@ -91,10 +129,15 @@ export interface UpstreamConfig {
   readonly apiKey?: string
   readonly defaultModel: string
   readonly timeoutMs: number
+  readonly firstTokenTimeoutMs: number
   readonly idleTimeoutMs: number
   readonly maxRetries: number
   readonly maxRetryDelayMs: number
   readonly simulator: { readonly firstTokenDelayMs: number, readonly tokenDelayMs: number }
+  /** MODELS_FILE routes and fallbacks. `hasDefault`: models no route matches go to the default upstream (else model_not_found). */
+  readonly routing: { readonly file?: string, readonly routes: readonly ModelRoute[], readonly fallbackModels: readonly string[], readonly hasDefault: boolean }
+  /** The context budget: windows by model, and the defaults for models not known. */
+  readonly context: ContextBudgetConfig
 }
 
 export interface SessionLimits {
@@ -102,7 +145,11 @@ export interface SessionLimits {
   readonly batchLingerMs: number
   readonly onDisconnect: 'continue' | 'cancel'
   readonly maxItemBytes: number
+  readonly maxImageBytes: number
   readonly maxPendingBytes: number
+  readonly maxPendingEvents: number
+  /** Send an `error` event before a failed response.done. */
+  readonly failedResponseErrorEvent: boolean
   readonly maxConcurrentResponses: number
   readonly maxItemsPerConversation: number
 }
@@ -112,14 +159,29 @@ export interface Config {
   readonly host: string
   readonly logLevel: Env['LOG_LEVEL']
   readonly tls?: { readonly cert: Buffer, readonly key: Buffer }
-  /** API key → tenant. Empty: authentication is off and every client is tenant `anonymous`. */
-  readonly apiKeys: ReadonlyMap<string, string>
+  readonly auth: {
+    /** GATEWAY_API_KEYS and the keys file. Empty: authentication is off, every client is tenant `anonymous`. */
+    readonly keys: readonly ApiKeyEntry[]
+    /** Origins browsers may connect from; undefined: any. */
+    readonly allowedOrigins?: readonly string[]
+    /** Signs ephemeral keys; undefined: a random secret per process (keys work on that instance only). */
+    readonly ephemeralKeySecret?: string
+    readonly ephemeralKeyTtlS: number
+  }
+  /** Default per-key limits (0: off); a keys file entry may override them. */
+  readonly limits: {
+    readonly requestsPerMin: number
+    readonly tokensPerMin: number
+    readonly outputReserveTokens: number
+    readonly maxSocketsPerKey: number
+  }
   readonly upstream: UpstreamConfig
   readonly transport: {
     readonly maxFrameBytes: number
     readonly maxSessions: number
     readonly heartbeatIntervalMs: number
     readonly shutdownGraceMs: number
+    readonly shutdownDrainDelayMs: number
   }
   readonly session: SessionLimits
   readonly store: {
@@ -171,43 +233,63 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     if (!reported.has(key)) problems.push(`${key}: ${e.message} (got ${JSON.stringify(e.value)})`)
     reported.add(key)
   }
-  const apiKeys = parseApiKeys(known['GATEWAY_API_KEYS'], problems)
+  const keys = readKeys(known['GATEWAY_API_KEYS'], known['GATEWAY_API_KEYS_FILE'], problems)
   const tls = readTls(known['TLS_CERT_FILE'], known['TLS_KEY_FILE'], problems)
   const tools = readTools(known['TOOLS_FILE'], known['BUILTIN_TOOLS'], env, problems)
   const chains = readChains(known['CHAINS_FILE'], problems)
   const mcpServers = readMcpServers(known['MCP_SERVERS'], env, problems)
+  const routing = readRouting(known, known['DEFAULT_MODEL'] ?? String(EnvSchema.properties.DEFAULT_MODEL.default), env, problems)
+  const contextWindows = readContextWindows(known['CONTEXT_WINDOW_TOKENS'], routing.routes, problems)
   if (problems.length > 0 || !Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
 
-  const simulated = parsed.OPENAI_BASE_URL === undefined && parsed.OPENAI_API_KEY === undefined
+  const simulated = parsed.OPENAI_BASE_URL === undefined && parsed.OPENAI_API_KEY === undefined && routing.file === undefined
   return deepFreeze({
     port: parsed.PORT,
     host: parsed.HOST,
     logLevel: parsed.LOG_LEVEL,
     ...(tls === undefined ? {} : { tls }),
-    apiKeys,
+    auth: {
+      keys,
+      ...(parsed.ALLOWED_ORIGINS === undefined || parsed.ALLOWED_ORIGINS.trim() === '*' ? {} : { allowedOrigins: parsed.ALLOWED_ORIGINS.split(',').map((o) => o.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean) }),
+      ...(parsed.EPHEMERAL_KEY_SECRET === undefined ? {} : { ephemeralKeySecret: parsed.EPHEMERAL_KEY_SECRET }),
+      ephemeralKeyTtlS: parsed.EPHEMERAL_KEY_TTL_S
+    },
+    limits: {
+      requestsPerMin: parsed.RATE_LIMIT_REQUESTS_PER_MIN,
+      tokensPerMin: parsed.RATE_LIMIT_TOKENS_PER_MIN,
+      outputReserveTokens: parsed.RATE_LIMIT_OUTPUT_RESERVE_TOKENS,
+      maxSocketsPerKey: parsed.MAX_SOCKETS_PER_KEY
+    },
     upstream: {
       kind: simulated ? 'simulator' : 'openai-compatible',
       ...(parsed.OPENAI_BASE_URL === undefined ? {} : { baseURL: parsed.OPENAI_BASE_URL }),
       ...(parsed.OPENAI_API_KEY === undefined ? {} : { apiKey: parsed.OPENAI_API_KEY }),
       defaultModel: parsed.DEFAULT_MODEL,
       timeoutMs: parsed.UPSTREAM_TIMEOUT_MS,
+      firstTokenTimeoutMs: parsed.UPSTREAM_FIRST_TOKEN_TIMEOUT_MS,
       idleTimeoutMs: parsed.UPSTREAM_IDLE_TIMEOUT_MS,
       maxRetries: parsed.UPSTREAM_MAX_RETRIES,
       maxRetryDelayMs: parsed.UPSTREAM_MAX_RETRY_DELAY_MS,
-      simulator: { firstTokenDelayMs: parsed.SIMULATOR_FIRST_TOKEN_DELAY_MS, tokenDelayMs: parsed.SIMULATOR_TOKEN_DELAY_MS }
+      simulator: { firstTokenDelayMs: parsed.SIMULATOR_FIRST_TOKEN_DELAY_MS, tokenDelayMs: parsed.SIMULATOR_TOKEN_DELAY_MS },
+      routing,
+      context: { windows: contextWindows, defaultWindowTokens: parsed.DEFAULT_CONTEXT_WINDOW_TOKENS, defaultReserveTokens: parsed.CONTEXT_OUTPUT_RESERVE_TOKENS }
     },
     transport: {
       maxFrameBytes: parsed.MAX_FRAME_BYTES,
       maxSessions: parsed.MAX_SESSIONS,
       heartbeatIntervalMs: parsed.HEARTBEAT_INTERVAL_MS,
-      shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS
+      shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
+      shutdownDrainDelayMs: parsed.SHUTDOWN_DRAIN_DELAY_MS
     },
     session: {
       leaseTtlMs: parsed.LEASE_TTL_MS,
       batchLingerMs: parsed.BATCH_LINGER_MS,
       onDisconnect: parsed.ON_DISCONNECT,
       maxItemBytes: parsed.MAX_ITEM_BYTES,
+      maxImageBytes: parsed.MAX_IMAGE_BYTES,
       maxPendingBytes: parsed.MAX_PENDING_BYTES,
+      maxPendingEvents: parsed.MAX_PENDING_EVENTS,
+      failedResponseErrorEvent: parsed.FAILED_RESPONSE_ERROR_EVENT,
       maxConcurrentResponses: parsed.MAX_CONCURRENT_RESPONSES,
       maxItemsPerConversation: parsed.MAX_ITEMS_PER_CONVERSATION
     },
@@ -232,15 +314,26 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   })
 }
 
-function parseApiKeys (raw: string | undefined, problems: string[]): Map<string, string> {
-  const keys = new Map<string, string>()
-  for (const entry of (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
-    const sep = entry.lastIndexOf(':')
-    const key = entry.slice(0, sep)
-    const tenant = entry.slice(sep + 1)
-    if (sep <= 0 || tenant === '') problems.push('GATEWAY_API_KEYS: each entry must be key:tenant')
-    else if (keys.has(key)) problems.push('GATEWAY_API_KEYS: a key is listed twice')
-    else keys.set(key, tenant)
+/** GATEWAY_API_KEYS and GATEWAY_API_KEYS_FILE together; a key may appear once. */
+function readKeys (list: string | undefined, file: string | undefined, problems: string[]): ApiKeyEntry[] {
+  const keys: ApiKeyEntry[] = []
+  if (list !== undefined) {
+    const listProblems: string[] = []
+    keys.push(...parseKeyList(list, listProblems))
+    problems.push(...listProblems.map((p) => `GATEWAY_API_KEYS: ${p}`))
+  }
+  try {
+    if (file !== undefined) keys.push(...parseKeysFile(readFileSync(file, 'utf8'), file))
+  } catch (err) {
+    problems.push(`GATEWAY_API_KEYS_FILE: ${(err as Error).message}`)
+  }
+  const seen = new Set<string>()
+  for (const key of keys) {
+    if (seen.has(key.sha256)) {
+      problems.push('GATEWAY_API_KEYS / GATEWAY_API_KEYS_FILE: a key is listed twice')
+      break
+    }
+    seen.add(key.sha256)
   }
   return keys
 }
@@ -288,6 +381,48 @@ function readMcpServers (raw: string | undefined, env: NodeJS.ProcessEnv, proble
     problems.push(`MCP_SERVERS: ${err instanceof Error ? err.message : String(err)}`)
     return []
   }
+}
+
+/**
+ * MODELS_FILE and UPSTREAM_FALLBACK_MODELS; problems are reported, not thrown. With MODELS_FILE and
+ * neither OPENAI_BASE_URL nor OPENAI_API_KEY, there is no default upstream (and no simulator).
+ */
+function readRouting (known: Record<string, string>, defaultModel: string, env: NodeJS.ProcessEnv, problems: string[]): Config['upstream']['routing'] {
+  const file = known['MODELS_FILE']
+  const fallbackModels = (known['UPSTREAM_FALLBACK_MODELS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  const hasDefault = file === undefined || known['OPENAI_BASE_URL'] !== undefined || known['OPENAI_API_KEY'] !== undefined
+  let routes: ModelRoute[] = []
+  if (file !== undefined) {
+    try {
+      routes = parseModelsFile(readFileSync(file, 'utf8'), file, env)
+    } catch (err) {
+      problems.push(`MODELS_FILE: ${err instanceof Error ? err.message : String(err)}`)
+      return { file, routes, fallbackModels, hasDefault }
+    }
+  }
+  problems.push(...checkRouting(routes, { file: file ?? 'MODELS_FILE', defaultModel, fallbackModels, hasDefault }))
+  return { ...(file === undefined ? {} : { file }), routes, fallbackModels, hasDefault }
+}
+
+/**
+ * CONTEXT_WINDOW_TOKENS (`name=tokens,…`), then each route's `contextTokens`, then the built-in
+ * window of a route's `upstreamModel` (a renamed model keeps its real window).
+ */
+function readContextWindows (raw: string | undefined, routes: readonly ModelRoute[], problems: string[]): ContextWindow[] {
+  const windows: ContextWindow[] = []
+  for (const entry of (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = entry.lastIndexOf('=')
+    const model = entry.slice(0, eq).trim()
+    const tokens = entry.slice(eq + 1).trim()
+    const problem = eq <= 0 ? 'each entry must be model=tokens' : modelNameProblem(model, true) ?? (/^\d+$/.test(tokens) && Number(tokens) >= 1024 ? undefined : 'tokens must be a whole number, at least 1024')
+    if (problem !== undefined) problems.push(`CONTEXT_WINDOW_TOKENS: ${JSON.stringify(entry.slice(0, 80))}: ${problem}`)
+    else windows.push({ model, tokens: Number(tokens) })
+  }
+  for (const route of routes) {
+    const tokens = route.contextTokens ?? (route.upstreamModel === undefined ? undefined : knownModel(route.upstreamModel)?.window)
+    if (tokens !== undefined) windows.push({ model: route.model, tokens })
+  }
+  return windows
 }
 
 /** CHAINS_FILE: the chain definitions; problems are reported, not thrown. */

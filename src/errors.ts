@@ -24,6 +24,11 @@ export const errorSpecs = {
   GW_ERR_PROTOCOL_INVALID_EVENT: { wire: 'invalid_value', type: 'invalid_request_error', message: 'Invalid %s event: %s', status: 400 },
   GW_ERR_PROTOCOL_AUDIO_UNSUPPORTED: { wire: 'audio_not_supported', type: 'invalid_request_error', message: '%s is an audio event; this gateway speaks the text modality only', status: 400 },
   GW_ERR_PROTOCOL_ITEM_TOO_LARGE: { wire: 'item_too_large', type: 'invalid_request_error', message: 'The item is %s bytes, over MAX_ITEM_BYTES (%s)', status: 413 },
+  GW_ERR_PROTOCOL_IMAGE_TOO_LARGE: { wire: 'image_too_large', type: 'invalid_request_error', message: 'The image is %s bytes, over MAX_IMAGE_BYTES (%s)', status: 413 },
+  GW_ERR_PROTOCOL_TOO_MANY_PENDING: { wire: 'too_many_pending_events', type: 'invalid_request_error', message: 'More than MAX_PENDING_EVENTS (%s) events are waiting to be handled; this one was dropped', status: 429 },
+  // Rate limits (per key, across every instance). The socket stays open.
+  GW_ERR_RATE_LIMITED: { wire: 'rate_limit_exceeded', type: 'invalid_request_error', message: 'Rate limit reached for %s: %s; try again in %s s', status: 429 },
+  GW_ERR_RATE_LIMIT_TOO_LARGE: { wire: 'rate_limit_request_too_large', type: 'invalid_request_error', message: 'The request needs about %s tokens, more than RATE_LIMIT_TOKENS_PER_MIN (%s) allows at once', status: 429 },
   // Conversation state.
   GW_ERR_CONVERSATION_NOT_FOUND: { wire: 'conversation_not_found', type: 'invalid_request_error', message: 'Conversation %s was not found', status: 404 },
   GW_ERR_CONVERSATION_FULL: { wire: 'conversation_full', type: 'invalid_request_error', message: 'The conversation holds MAX_ITEMS_PER_CONVERSATION (%s) items; delete some first', status: 409 },
@@ -37,6 +42,9 @@ export const errorSpecs = {
   GW_ERR_STORE_UNAVAILABLE: { wire: 'store_unavailable', type: 'server_error', message: 'The conversation store is unavailable', status: 503 },
   GW_ERR_RESUME_CURSOR_EXPIRED: { wire: 'resume_cursor_expired', type: 'invalid_request_error', message: 'resume_after %s is no longer in the event log; sending the conversation items instead', status: 410 },
   GW_ERR_MCP_UNAVAILABLE: { wire: 'mcp_list_tools_failed', type: 'server_error', message: 'Could not list the tools of MCP server %s', status: 502 },
+  // Model routing and the context budget: reported in response.done (status failed), before any upstream request.
+  GW_ERR_MODEL_NOT_FOUND: { wire: 'model_not_found', type: 'invalid_request_error', message: 'No upstream serves model %s (not in MODELS_FILE, and no default upstream)', status: 404 },
+  GW_ERR_CONTEXT_LENGTH_EXCEEDED: { wire: 'context_length_exceeded', type: 'invalid_request_error', message: 'The request needs about %s input tokens; model %s takes %s (its context window minus the reply\'s reserve) and %s', status: 400 },
   // Upstream: reported in response.done (status failed) — the socket stays usable.
   GW_ERR_PROVIDER_RATE_LIMITED: { wire: 'upstream_rate_limited', type: 'upstream_error', message: 'The upstream model provider is rate limiting requests', status: 429 },
   GW_ERR_PROVIDER_UNAVAILABLE: { wire: 'upstream_unavailable', type: 'upstream_error', message: 'The upstream model provider failed or could not be reached', status: 502 },
@@ -45,6 +53,10 @@ export const errorSpecs = {
   GW_ERR_PROVIDER_STREAM_INTERRUPTED: { wire: 'upstream_stream_interrupted', type: 'upstream_error', message: 'The upstream stream broke off before it finished', status: 502 },
   // Connection level (HTTP at upgrade).
   GW_ERR_AUTH_UNAUTHORIZED: { wire: 'invalid_api_key', type: 'invalid_request_error', message: 'Missing or unknown gateway API key', status: 401 },
+  GW_ERR_AUTH_ORIGIN_NOT_ALLOWED: { wire: 'origin_not_allowed', type: 'invalid_request_error', message: 'Origin %s is not in ALLOWED_ORIGINS', status: 403 },
+  GW_ERR_AUTH_EPHEMERAL_FORBIDDEN: { wire: 'ephemeral_key_not_allowed', type: 'invalid_request_error', message: 'An ephemeral key cannot %s', status: 403 },
+  GW_ERR_SOCKET_LIMIT: { wire: 'too_many_sockets', type: 'invalid_request_error', message: 'This key already holds MAX_SOCKETS_PER_KEY (%s) sockets', status: 429 },
+  GW_ERR_INVALID_REQUEST: { wire: 'invalid_request', type: 'invalid_request_error', message: 'Invalid request: %s', status: 400 },
   GW_ERR_SERVER_INTERNAL: { wire: 'server_error', type: 'server_error', message: 'The gateway failed to process the event', status: 500 }
 } as const satisfies Record<string, ErrorSpec>
 

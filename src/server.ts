@@ -47,7 +47,7 @@ async function main (): Promise<void> {
     port,
     upstream: config.upstream.kind,
     store: config.store.kind,
-    auth: config.apiKeys.size > 0 ? 'api keys' : 'off (anonymous tenant)'
+    auth: config.auth.keys.length > 0 ? `${config.auth.keys.length} api keys` : 'off (anonymous tenant)'
   }, 'tokenwire ready')
 }
 

@@ -15,7 +15,12 @@ export type DecodeResult =
 export interface CodecOptions {
   /** Largest single item, as UTF-8 JSON bytes (MAX_ITEM_BYTES). */
   readonly maxItemBytes: number
+  /** Largest image, as decoded bytes of an input_image data URL (MAX_IMAGE_BYTES). */
+  readonly maxImageBytes?: number
 }
+
+/** Deepest nesting of objects and arrays accepted in a client event. */
+export const MAX_JSON_DEPTH = 64
 
 export interface Codec {
   decode (data: string | Buffer, isBinary: boolean): DecodeResult
@@ -47,6 +52,8 @@ export function createCodec (options: CodecOptions): Codec {
         return { ok: false, error: gatewayError('GW_ERR_PROTOCOL_INVALID_JSON', [(err as Error).message]) }
       }
       if (!isRecord(value)) return { ok: false, error: gatewayError('GW_ERR_PROTOCOL_INVALID_JSON', ['expected an object']) }
+      // Deeper nesting would cost the validator and every later JSON.stringify their stack.
+      if (tooDeep(value, MAX_JSON_DEPTH)) return { ok: false, error: gatewayError('GW_ERR_PROTOCOL_INVALID_JSON', [`nested deeper than ${MAX_JSON_DEPTH} levels`]) }
       const eventId = typeof value['event_id'] === 'string' ? value['event_id'] : undefined
       const fail = (error: GatewayError): DecodeResult => eventId === undefined ? { ok: false, error } : { ok: false, error, eventId }
       const type = value['type']
@@ -105,10 +112,10 @@ function checkItem (item: unknown, path: string, options: CodecOptions): Gateway
   if (schemaError !== undefined) return schemaError
   const bytes = Buffer.byteLength(JSON.stringify(item))
   if (bytes > options.maxItemBytes) return gatewayError('GW_ERR_PROTOCOL_ITEM_TOO_LARGE', [bytes, options.maxItemBytes], { param: path })
-  return item['type'] === 'message' ? checkMessageParts(item as ItemInput & { type: 'message' }, path) : undefined
+  return item['type'] === 'message' ? checkMessageParts(item as ItemInput & { type: 'message' }, path, options) : undefined
 }
 
-function checkMessageParts (item: Extract<ItemInput, { type: 'message' }>, path: string): GatewayError | undefined {
+function checkMessageParts (item: Extract<ItemInput, { type: 'message' }>, path: string, options: CodecOptions): GatewayError | undefined {
   const allowed = partsByRole[item.role] ?? new Set()
   for (const [index, part] of item.content.entries()) {
     const param = `${path}.content[${index}]`
@@ -120,11 +127,40 @@ function checkMessageParts (item: Extract<ItemInput, { type: 'message' }>, path:
       if (part.image_url === undefined || !/^(data:image\/|https?:\/\/)/.test(part.image_url)) {
         return invalid('item', 'input_image needs image_url, an http(s) URL or a data:image/… URL', `${param}.image_url`)
       }
+      const bytes = dataUrlBytes(part.image_url)
+      if (options.maxImageBytes !== undefined && bytes > options.maxImageBytes) {
+        return gatewayError('GW_ERR_PROTOCOL_IMAGE_TOO_LARGE', [bytes, options.maxImageBytes], { param: `${param}.image_url` })
+      }
     } else if (part.text === undefined) {
       return invalid('item', `${part.type} needs text`, `${param}.text`)
     }
   }
   return undefined
+}
+
+/** Decoded size of a base64 data URL (0 for other URLs: the upstream fetches those itself). */
+function dataUrlBytes (url: string): number {
+  if (!url.startsWith('data:')) return 0
+  const comma = url.indexOf(',')
+  const meta = url.slice(5, comma)
+  const payload = url.length - comma - 1
+  if (!meta.endsWith(';base64')) return payload
+  const padding = url.endsWith('==') ? 2 : url.endsWith('=') ? 1 : 0
+  return Math.floor(payload * 3 / 4) - padding
+}
+
+/** Whether `value` nests objects or arrays deeper than `limit` (iterative: no stack to overflow). */
+function tooDeep (value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]]
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number]
+    if (typeof node !== 'object' || node === null) continue
+    if (depth > limit) return true
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+    }
+  }
+  return false
 }
 
 function firstError (check: TypeCheck<TSchema>, value: unknown, what: string, prefix = ''): GatewayError | undefined {

@@ -107,9 +107,22 @@ export type ToolChoice = Static<typeof ToolChoiceSchema>
 const Loose = Type.Record(Type.String(), Type.Unknown())
 
 /**
+ * GA `truncation`: how a history over the model's context budget is cut before it goes upstream
+ * (the stored conversation is never cut). `retention_ratio` keeps that fraction of the budget.
+ */
+export const TruncationSchema = Type.Union([
+  Literals('auto', 'disabled'),
+  Type.Object({
+    type: Type.Literal('retention_ratio'),
+    retention_ratio: Type.Number({ minimum: 0, maximum: 1 }),
+    token_limits: Opt(Type.Object({ post_instructions: Opt(Type.Integer({ minimum: 1 })) }, strict))
+  }, strict)
+])
+
+/**
  * Every GA session field. Text mode applies instructions, model, tools, tool_choice,
- * max_output_tokens, parallel_tool_calls and temperature (an extension: Chat Completions has it);
- * the rest (audio, tracing, truncation, include, prompt, reasoning) is accepted and echoed.
+ * max_output_tokens, parallel_tool_calls, truncation and temperature (an extension: Chat
+ * Completions has it); the rest (audio, tracing, include, prompt, reasoning) is accepted and echoed.
  */
 export const SessionPatchSchema = Type.Object({
   type: Opt(Type.Literal('realtime')),
@@ -126,7 +139,7 @@ export const SessionPatchSchema = Type.Object({
   audio: Opt(Loose),
   include: Opt(Type.Array(Type.String())),
   tracing: Opt(Type.Union([Type.Literal('auto'), Loose, Type.Null()])),
-  truncation: Opt(Type.Union([Literals('auto', 'disabled'), Loose])),
+  truncation: Opt(TruncationSchema),
   prompt: Opt(Type.Union([Loose, Type.Null()])),
   reasoning: Opt(Loose),
   expires_at: Opt(Type.Number()),
@@ -242,6 +255,7 @@ export type ServerEvent =
   | RT.McpListToolsCompleted
   | RT.McpListToolsFailed
   | RT.ResponseDoneEvent
+  | RT.RateLimitsUpdatedEvent
   | RT.RealtimeErrorEvent
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never

@@ -28,7 +28,15 @@ export interface ModelRequest {
   parallelToolCalls?: boolean
   temperature?: number
   maxOutputTokens?: number
+  /** How a history over the model's context budget is cut (Realtime `session.truncation`); absent: `auto`. */
+  truncation?: Truncation
 }
+
+/** Realtime `session.truncation`: the gateway leaves the oldest turns out of the request, never the stored history. */
+export type Truncation =
+  | 'auto'
+  | 'disabled'
+  | { type: 'retention_ratio', retention_ratio: number, token_limits?: { post_instructions?: number } }
 
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter'
 

@@ -2,11 +2,12 @@
  * One response: drives a ModelProvider stream and turns it into the Realtime event sequence
  * (created → output items, parts and deltas → done), however it ends. Framework-free.
  */
-import { isGatewayError } from '../errors.js'
+import { isGatewayError, type GatewayError } from '../errors.js'
 import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
 import type { FinishReason, ModelProvider, ModelRequest, TokenUsage } from '../providers/provider.js'
 import { PREVIOUS_ITEM_MARKER, type ItemOp } from '../store/conversation-store.js'
 import type { McpCallResult } from '../tools/mcp.js'
+import { estimateUsage } from './usage-estimate.js'
 
 type MessageItem = Extract<Item, { type: 'message', role: 'assistant' }>
 type CallItem = Extract<Item, { type: 'function_call' }>
@@ -50,6 +51,10 @@ export interface ResponseRunOptions {
   readonly toolSteps?: { readonly reached: boolean, readonly max: number, readonly serverTools: ReadonlySet<string> }
   /** MCP tools: calls to them become `mcp_call` items that the run executes itself. */
   readonly mcp?: McpTools
+  /** A failed response also gets an `error` event just before its response.done (FAILED_RESPONSE_ERROR_EVENT). */
+  readonly errorEvent?: boolean
+  /** Told the final response (with its usage, estimated when the upstream sent none) as it ends. */
+  readonly onDone?: (response: ResponseResource) => void
 }
 
 interface OpenText { readonly item: MessageItem, readonly outputIndex: number, text: string }
@@ -64,11 +69,19 @@ export class ResponseRun {
   #text: OpenText | undefined
   readonly #calls = new Map<number, OpenCall>()
   #usage: TokenUsage | undefined
+  #estimated = false
   #cancelled = false
+  /** Why the gateway stopped the response (a lost lease, a failed write): it ends failed. */
+  #stoppedBy: GatewayError | undefined
 
   constructor (options: ResponseRunOptions) {
     this.id = options.id
     this.#options = options
+  }
+
+  /** The upstream request this response sends. */
+  get request (): ModelRequest {
+    return this.#options.request
   }
 
   /** Whether the response joins the conversation (not out-of-band). */
@@ -76,9 +89,13 @@ export class ResponseRun {
     return this.#options.conversationId !== null
   }
 
-  /** Stops the upstream request at once. `clientCancelled`: the client asked (response.cancel). */
-  abort (clientCancelled: boolean): void {
+  /**
+   * Stops the upstream request at once. `clientCancelled`: the client asked (response.cancel).
+   * `cause`: the gateway had to stop it; the response ends `failed` with that error.
+   */
+  abort (clientCancelled: boolean, cause?: GatewayError): void {
     if (clientCancelled) this.#cancelled = true
+    else if (cause !== undefined && !this.#controller.signal.aborted) this.#stoppedBy = cause
     this.#controller.abort()
   }
 
@@ -110,13 +127,32 @@ export class ResponseRun {
     }
     // The SDK's iterator ends quietly on abort: the outcome comes from our own state.
     this.#closeItems('incomplete')
-    const response = this.#final(finish, failure)
+    if (this.#usage === undefined) await this.#estimateUsage()
+    const response = this.#final(finish, failure ?? this.#stoppedBy)
+    const error = response.status_details?.error
+    if (response.status === 'failed' && this.#options.errorEvent === true && error !== undefined) {
+      emit({ type: 'error', error: { type: error.type ?? 'server_error', code: error.code ?? null, message: (error as { message?: string }).message ?? 'The response failed', param: null, event_id: null } })
+    }
     emit({ type: 'response.done', response })
+    this.#options.onDone?.(response)
     return response
   }
 
+  /** No usage from the upstream (cancelled, failed, or not reported): estimate it from what was sent and generated. */
+  async #estimateUsage (): Promise<void> {
+    const generated = this.#output.map((item) => item.type === 'message'
+      ? item.content.map((part) => part.text ?? '').join('')
+      : item.type === 'function_call' || item.type === 'mcp_call' ? item.arguments : '').join('')
+    try {
+      this.#usage = await estimateUsage(this.#options.request, generated)
+      this.#estimated = true
+    } catch {
+      // Without the tokenizer there is no estimate; response.done then carries no usage.
+    }
+  }
+
   #final (finish: FinishReason | undefined, failure: unknown): ResponseResource {
-    if (this.#controller.signal.aborted) {
+    if (this.#controller.signal.aborted && this.#stoppedBy === undefined) {
       return this.#resource('cancelled', this.#cancelled ? { type: 'cancelled', reason: 'client_cancelled' } : { type: 'cancelled' })
     }
     if (failure !== undefined || finish === undefined) {
@@ -157,7 +193,9 @@ export class ResponseRun {
               input_tokens: usage.inputTokens,
               output_tokens: usage.outputTokens,
               input_token_details: { text_tokens: usage.inputTokens - (usage.cachedInputTokens ?? 0), audio_tokens: 0, image_tokens: 0, cached_tokens: usage.cachedInputTokens ?? 0 },
-              output_token_details: { text_tokens: usage.outputTokens, audio_tokens: 0 }
+              output_token_details: { text_tokens: usage.outputTokens, audio_tokens: 0 },
+              // Extension: the upstream sent no usage; these are the gateway's own counts.
+              ...(this.#estimated ? { estimated: true } : {})
             }
           })
     }

@@ -20,12 +20,14 @@ import { encode, type Codec } from '../protocol/codec.js'
 import type { ClientEvent, FunctionTool, GatewaySession, Item, McpTool, OutgoingEvent, ResponseResource, SessionPatch } from '../protocol/events.js'
 import type { ChatTool, ModelProvider, ModelRequest } from '../providers/provider.js'
 import { PREVIOUS_ITEM_MARKER, parseEventId, type Backend, type ItemOp, type Snapshot } from '../store/conversation-store.js'
+import type { BucketLimits, LimitStatus, RateLimitStore } from '../limits/rate-limits.js'
 import type { ConversationResponses } from './conversation-responses.js'
 import type { McpConnection, McpServerOptions } from '../tools/mcp.js'
 import { functionCalls, latestUserText, redactTool, responseText, toChatTool, toChatToolChoice, toItem, userItem, type CallItem } from './items.js'
 import { ResponseRun, type ResponseSink } from './response-run.js'
 import { SessionMcp } from './session-mcp.js'
 import type { SessionSocket } from './socket.js'
+import { estimateInputTokens } from './usage-estimate.js'
 
 export interface ConversationLimits {
   /** How long a response's lease lives without a refresh, in ms (LEASE_TTL_MS). */
@@ -59,6 +61,26 @@ export interface SessionOptions {
   readonly log: Log
   /** Attach to a stored conversation instead of creating one; resume after an event cursor. */
   readonly attach?: { readonly conversationId: string, readonly resumeAfter?: string }
+  /** Session settings applied before `session.created` (an ephemeral key's). */
+  readonly presets?: SessionPatch
+  /** The key's rate limits; absent or all 0: none. */
+  readonly rateLimits?: SessionRateLimits
+}
+
+/** What a session needs to charge its key's rate limits. */
+export interface SessionRateLimits {
+  readonly store: RateLimitStore
+  /** The key charged (never the key itself). */
+  readonly keyId: string
+  readonly limits: BucketLimits
+  /** Output tokens reserved for a reply with max_output_tokens `inf` (RATE_LIMIT_OUTPUT_RESERVE_TOKENS). */
+  readonly outputReserveTokens: number
+}
+
+/** A turn's claim on the key's buckets: usage is added as responses end, settled when the turn ends. */
+interface Meter {
+  add (response: ResponseResource): void
+  settle (): void
 }
 
 /** What a session needs of the gateway's server-side tools (tools/registry.ts provides it). */
@@ -100,6 +122,8 @@ export class Session {
   #queue: Promise<void>
   #turns = 0
   #closed = false
+  /** Client events received and not handled yet (MAX_PENDING_EVENTS). */
+  #pending = 0
   /** MCP servers this session's `mcp` tools named (and the gateway's own, behind them). */
   readonly #mcp: SessionMcp
   /** Batches shown to this socket before the store took them (degraded mode). */
@@ -128,6 +152,7 @@ export class Session {
       conversation_id: '',
       expires_at: Math.floor(this.#openedAt / 1000) + SESSION_HORIZON_S
     }
+    if (options.presets !== undefined) this.#config = this.#patched(options.presets).session
     this.#mcp = new SessionMcp(options.sharedMcp)
     this.#cursor = new EventCursor({
       send: (event) => this.#deliver(event),
@@ -159,6 +184,13 @@ export class Session {
   receive (data: string | Buffer, isBinary: boolean): void {
     if (this.#closed) return
     const decoded = this.#options.codec.decode(data, isBinary)
+    const limit = this.#options.limits.maxPendingEvents
+    if (this.#pending >= limit) {
+      // A flood: refuse at once instead of queueing without bound (nothing is lost silently).
+      this.#sendError(gatewayError('GW_ERR_PROTOCOL_TOO_MANY_PENDING', [limit]), decoded.ok ? decoded.event.event_id : decoded.eventId)
+      return
+    }
+    this.#pending++
     this.#queue = this.#queue.then(async () => {
       if (this.#closed) return
       if (!decoded.ok) return this.#sendError(decoded.error, decoded.eventId)
@@ -167,7 +199,7 @@ export class Session {
       } catch (err) {
         this.#sendError(this.#asGatewayError(err), decoded.event.event_id)
       }
-    })
+    }).finally(() => { this.#pending-- })
   }
 
   /** The connection is gone. Replies keep generating for other sockets unless ON_DISCONNECT=cancel. */
@@ -261,6 +293,17 @@ export class Session {
     if (clashing?.type === 'function') {
       throw gatewayError('GW_ERR_PROTOCOL_INVALID_EVENT', ['session.update', `tool name ${JSON.stringify(clashing.name)} is taken by a server-side tool`], { param: `session.tools[${clash}].name` })
     }
+    const { session: next, notices } = this.#patched(patch)
+    this.#config = next
+    const shown = { ...next, ...(next.tools === undefined ? {} : { tools: next.tools.map(redactTool) }) }
+    this.#emit({ type: 'session.updated', session: notices.length > 0 ? { ...shown, gateway_notices: notices } : shown })
+    for (const tool of patch.tools ?? []) {
+      if (tool.type === 'mcp') await this.#listMcpTools(tool, event.event_id)
+    }
+  }
+
+  /** The session config with `patch` applied (text-only coerced), and what was changed and why. */
+  #patched (patch: SessionPatch): { session: GatewaySession, notices: string[] } {
     const notices: string[] = []
     const next: GatewaySession = { ...this.#config }
     for (const [key, value] of Object.entries(patch)) {
@@ -271,12 +314,7 @@ export class Session {
       notices.push('output_modalities coerced to ["text"]: this gateway streams text only')
     }
     next.output_modalities = ['text']
-    this.#config = next
-    const shown = { ...next, ...(next.tools === undefined ? {} : { tools: next.tools.map(redactTool) }) }
-    this.#emit({ type: 'session.updated', session: notices.length > 0 ? { ...shown, gateway_notices: notices } : shown })
-    for (const tool of patch.tools ?? []) {
-      if (tool.type === 'mcp') await this.#listMcpTools(tool, event.event_id)
-    }
+    return { session: next, notices }
   }
 
   /**
@@ -360,21 +398,30 @@ export class Session {
       const context = params.input === undefined ? await this.#items() : params.input.map((input) => toItem(input, newId('item')))
       // Out-of-band responses go to this socket only; the others through the conversation's log.
       const sink: ResponseSink = slot?.sink ?? { emit: (e) => this.#emit(e), touch: () => {} }
-      const run = this.#newRun(id, params, context, sink, slot === undefined ? 0 : 1, log)
+      const request = this.#request(params, context, slot !== undefined)
+      const maxOutput = params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf'
+      const meter = await this.#takeRateLimit(estimateInputTokens(request), maxOutput)
+      const run = this.#newRun(id, params, context, sink, slot === undefined ? 0 : 1, log, meter)
       this.#turns++
       if (slot === undefined) {
         this.#localRuns.set(id, run)
-        run.run().finally(() => this.#localRuns.delete(id)).catch((err: unknown) => log.error({ err }, 'response run crashed'))
+        run.run().finally(() => {
+          this.#localRuns.delete(id)
+          meter?.settle()
+        }).catch((err: unknown) => log.error({ err }, 'response run crashed'))
         return
       }
       this.#started.add(id)
       let step = 1
-      await slot.start(run, log, () => this.#started.delete(id), async (response, signal) => {
+      await slot.start(run, log, () => {
+        this.#started.delete(id)
+        meter?.settle()
+      }, async (response, signal) => {
         if (!await this.#runServerTools(response, sink, signal)) return undefined
         await slot.flush() // the follow-up reads the history back: the outputs must be in it
         step++
         const followUp = newId('resp')
-        return this.#newRun(followUp, params, await this.#items(), sink, step, this.#log.child({ responseId: followUp }))
+        return this.#newRun(followUp, params, await this.#items(), sink, step, this.#log.child({ responseId: followUp }), meter)
       })
     } catch (err) {
       await slot?.abandon()
@@ -386,9 +433,11 @@ export class Session {
    * One response of a turn. `step`: its place among the turn's model↔tool rounds (0: out of band,
    * where server-side tools are not offered).
    */
-  #newRun (id: string, params: ResponseParamsOf, context: Item[], sink: ResponseSink, step: number, log: Log): ResponseRun {
+  #newRun (id: string, params: ResponseParamsOf, context: Item[], sink: ResponseSink, step: number, log: Log, meter: Meter | undefined): ResponseRun {
     const tools = this.#options.tools
     return new ResponseRun({
+      errorEvent: this.#options.limits.failedResponseErrorEvent,
+      ...(meter === undefined ? {} : { onDone: (response) => meter.add(response) }),
       id,
       provider: this.#options.provider,
       request: this.#request(params, context, step > 0),
@@ -418,6 +467,7 @@ export class Session {
     const firstId = newId('resp')
     const log = this.#log.child({ responseId: firstId, chain: name })
     const slot = await this.#options.responses.reserve(this.#conversationId, firstId, log)
+    let meter: Meter | undefined
     const outputs: Record<string, string> = {}
     let index = 0
     let round = 1
@@ -428,6 +478,8 @@ export class Session {
       const last = index === chain.steps.length - 1
       const tools = this.#options.tools.chatTools.filter((tool) => step.tools.includes(tool.name))
       return new ResponseRun({
+        errorEvent: limits.failedResponseErrorEvent,
+        onDone: (response) => meter?.add(response),
         id,
         provider: this.#options.provider,
         request: {
@@ -454,9 +506,13 @@ export class Session {
     try {
       context = [userItem(renderTemplate(chain.steps[0]?.prompt ?? { parts: [] }, { input, steps: outputs }))]
       const first = stepRun(firstId)
+      meter = await this.#takeRateLimit(estimateInputTokens(first.request), 'inf')
       this.#turns++
       this.#started.add(firstId)
-      await slot.start(first, log, () => this.#started.delete(firstId), async (response, signal) => {
+      await slot.start(first, log, () => {
+        this.#started.delete(firstId)
+        meter?.settle()
+      }, async (response, signal) => {
         if (response.status !== 'completed') return undefined
         const step = chain.steps[index]
         const last = index === chain.steps.length - 1
@@ -482,6 +538,44 @@ export class Session {
       await slot.abandon()
       throw err
     }
+  }
+
+  /**
+   * Charges the key's rate limits for one request (a turn) and its estimated tokens — the input
+   * plus the most it may generate — or throws GW_ERR_RATE_LIMITED (the socket stays open). The
+   * returned meter settles the reservation against the turn's real usage when it ends. Every
+   * change is reported to this socket as `rate_limits.updated`.
+   */
+  async #takeRateLimit (inputTokens: number, maxOutput: number | 'inf'): Promise<Meter | undefined> {
+    const rate = this.#options.rateLimits
+    if (rate === undefined || (rate.limits.requestsPerMin <= 0 && rate.limits.tokensPerMin <= 0)) return undefined
+    const { store, keyId, limits } = rate
+    if (limits.tokensPerMin > 0 && inputTokens > limits.tokensPerMin) throw gatewayError('GW_ERR_RATE_LIMIT_TOO_LARGE', [inputTokens, limits.tokensPerMin])
+    const reserved = limits.tokensPerMin > 0 ? Math.min(limits.tokensPerMin, inputTokens + (maxOutput === 'inf' ? rate.outputReserveTokens : maxOutput)) : 0
+    const taken = await store.take(keyId, limits, { requests: 1, tokens: reserved })
+    this.#emitRateLimits(taken.status)
+    if (!taken.granted) {
+      const limit = taken.exceeded === 'requests' ? `RATE_LIMIT_REQUESTS_PER_MIN (${limits.requestsPerMin})` : `RATE_LIMIT_TOKENS_PER_MIN (${limits.tokensPerMin})`
+      throw gatewayError('GW_ERR_RATE_LIMITED', [taken.exceeded, limit, (taken.retryAfterMs / 1000).toFixed(1)], { retryAfterMs: taken.retryAfterMs })
+    }
+    let used = 0
+    let settled = false
+    return {
+      add: (response) => { used += response.usage?.total_tokens ?? 0 },
+      settle: () => {
+        if (settled || limits.tokensPerMin <= 0) return
+        settled = true
+        store.settle(keyId, limits, reserved - used).then(
+          (status) => this.#emitRateLimits(status),
+          (err: unknown) => this.#log.warn({ err, keyId }, 'rate limit settle failed')
+        )
+      }
+    }
+  }
+
+  #emitRateLimits (status: readonly LimitStatus[]): void {
+    if (status.length === 0) return
+    this.#emit({ type: 'rate_limits.updated', rate_limits: status.map((s) => ({ name: s.name, limit: s.limit, remaining: s.remaining, reset_seconds: s.resetSeconds })) })
   }
 
   /** Runs server-side tool calls concurrently; one output item per call, in call order. Never rejects. */
@@ -544,7 +638,8 @@ export class Session {
       ...(toolChoice === undefined ? {} : { toolChoice: toChatToolChoice(toolChoice) }),
       ...(parallel === undefined ? {} : { parallelToolCalls: parallel }),
       ...(temperature === undefined ? {} : { temperature }),
-      ...(maxOutputTokens === 'inf' ? {} : { maxOutputTokens })
+      ...(maxOutputTokens === 'inf' ? {} : { maxOutputTokens }),
+      ...(config.truncation === undefined ? {} : { truncation: config.truncation })
     }
   }
 

@@ -5,6 +5,7 @@
  * instance) and RedisStore (many instances, Redis or Redis Cluster) implement the same three
  * interfaces and pass one contract suite (test/contract/conversation-store.contract.ts).
  */
+import type { RateLimitStore } from '../limits/rate-limits.js'
 import type { Item } from '../protocol/events.js'
 
 /**
@@ -128,6 +129,8 @@ export interface Backend {
   readonly conversations: ConversationStore
   readonly live: LiveFeed
   readonly leases: LeaseStore
+  /** Per-key rate limits and socket slots, shared like the conversations. */
+  readonly limits: RateLimitStore
   /** Whether the backend can serve requests now (for /readyz). */
   ready (): Promise<boolean>
   close (): Promise<void>

@@ -4,6 +4,7 @@
  * are evicted first) and by idle time. Same contract as the Redis backend.
  */
 import { gatewayError } from '../errors.js'
+import { createMemoryRateLimits } from '../limits/rate-limits.js'
 import type { Item } from '../protocol/events.js'
 import {
   stampEvent,
@@ -172,6 +173,7 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
     conversations: store,
     live,
     leases,
+    limits: createMemoryRateLimits(now),
     ready: async () => true,
     async close () {
       clearInterval(sweep)

@@ -14,6 +14,7 @@
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
+import { createRedisRateLimits } from '../limits/redis-rate-limits.js'
 import type { Log } from '../logger.js'
 import type { Item } from '../protocol/events.js'
 import type {
@@ -463,6 +464,7 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
     conversations,
     live,
     leases,
+    limits: createRedisRateLimits({ client, keyPrefix: options.keyPrefix, run: async (call) => await run(call) }),
     async ready () {
       if (closed) return false
       try {

@@ -1,11 +1,13 @@
 /**
  * Who is connecting: the gateway key from `Authorization: Bearer <key>` or, for browsers and
- * native WebSocket clients, from the subprotocol `openai-insecure-api-key.<key>`.
+ * native WebSocket clients, from the subprotocol `openai-insecure-api-key.<key>`. The key ring
+ * (auth/key-ring.ts) decides what the key is worth; keys are never logged.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import type { KeyRing, Principal } from '../auth/key-ring.js'
 
 const SUBPROTOCOL_KEY_PREFIX = 'openai-insecure-api-key.'
-export const ANONYMOUS_TENANT = 'anonymous'
+export { ANONYMOUS_TENANT } from '../auth/key-ring.js'
 
 /** The key a client presented, if any. */
 export function presentedKey (headers: IncomingHttpHeaders): string | undefined {
@@ -18,12 +20,7 @@ export function presentedKey (headers: IncomingHttpHeaders): string | undefined 
   return undefined
 }
 
-/**
- * The tenant a request belongs to, or undefined when it must be refused. With no keys
- * configured, authentication is off and everyone is the anonymous tenant.
- */
-export function authenticate (headers: IncomingHttpHeaders, apiKeys: ReadonlyMap<string, string>): string | undefined {
-  if (apiKeys.size === 0) return ANONYMOUS_TENANT
-  const key = presentedKey(headers)
-  return key === undefined ? undefined : apiKeys.get(key)
+/** The caller a request's key names, or undefined when it must be refused. */
+export function authenticate (headers: IncomingHttpHeaders, keys: KeyRing): Principal | undefined {
+  return keys.authenticate(presentedKey(headers))
 }

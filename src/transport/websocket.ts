@@ -7,7 +7,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import type { Config } from '../config.js'
-import { gatewayError } from '../errors.js'
+import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
 import { newId } from '../ids.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { createCodec } from '../protocol/codec.js'
@@ -21,6 +21,7 @@ import type { SessionManager } from '../session/session-manager.js'
 import type { SessionSocket } from '../session/socket.js'
 import { connectMcp } from '../tools/mcp.js'
 import type { Backend } from '../store/conversation-store.js'
+import type { KeyRing, Principal } from '../auth/key-ring.js'
 import { authenticate } from './auth.js'
 
 export interface WebSocketTransportOptions {
@@ -35,12 +36,19 @@ export interface WebSocketTransportOptions {
   readonly chains: ReadonlyMap<string, ChainDefinition>
   /** The gateway's own MCP servers, shared by every session. */
   readonly sharedMcp: SessionMcp
+  /** The gateway's keys (and the ephemeral keys they mint). */
+  readonly keys: KeyRing
 }
+
+/** A socket's slot among its key's MAX_SOCKETS_PER_KEY lives this long unless refreshed (a dead instance's slots free themselves). */
+const SOCKET_SLOT_TTL_MS = 30_000
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The tenant authenticated at upgrade (set in preValidation). */
-    tenant: string
+    /** The caller authenticated at upgrade (set in preValidation). */
+    principal: Principal
+    /** The socket slot held for the caller's key (MAX_SOCKETS_PER_KEY), if bounded. */
+    socketSlot: string
   }
 }
 
@@ -52,8 +60,8 @@ interface RealtimeQuery {
   resume_after?: string
 }
 
-const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions, tools, chains, sharedMcp }) => {
-  const codec = createCodec({ maxItemBytes: config.session.maxItemBytes })
+const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { config, provider, backend, hubs, instanceId, sessions, tools, chains, sharedMcp, keys }) => {
+  const codec = createCodec({ maxItemBytes: config.session.maxItemBytes, maxImageBytes: config.session.maxImageBytes })
   const responses = new ConversationResponses({
     backend,
     hubs,
@@ -71,7 +79,8 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       sessions.drain()
     }
   })
-  app.decorateRequest('tenant', '')
+  app.decorateRequest('principal', null as unknown as Principal)
+  app.decorateRequest('socketSlot', '')
 
   app.get<{ Querystring: RealtimeQuery }>('/v1/realtime', {
     websocket: true,
@@ -86,21 +95,40 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       }
     },
     preValidation: async (request, reply) => {
-      const tenant = authenticate(request.headers, config.apiKeys)
-      if (tenant === undefined) {
-        const err = gatewayError('GW_ERR_AUTH_UNAUTHORIZED')
-        return reply.code(401).send({ error: { type: err.type, code: err.wire, message: err.message } })
+      const refuse = (err: GatewayError) => reply.code(err.statusCode).send({ error: { type: err.type, code: err.wire, message: err.message } })
+      const principal = authenticate(request.headers, keys)
+      if (principal === undefined) return refuse(gatewayError('GW_ERR_AUTH_UNAUTHORIZED'))
+      const bound = principal.ephemeral?.conversationId
+      if (bound !== undefined && request.query.conversation_id !== undefined && request.query.conversation_id !== bound) {
+        return refuse(gatewayError('GW_ERR_AUTH_EPHEMERAL_FORBIDDEN', ['open a conversation other than the one it is bound to']))
       }
-      request.tenant = tenant
+      request.principal = principal
+      const maxSockets = principal.limits.maxSockets
+      if (maxSockets > 0) {
+        const slot = newId('sock')
+        try {
+          if (!await backend.limits.holdSocket(principal.keyId, slot, maxSockets, SOCKET_SLOT_TTL_MS)) return refuse(gatewayError('GW_ERR_SOCKET_LIMIT', [maxSockets]))
+        } catch (err) {
+          request.log.warn({ err }, 'socket slot unavailable')
+          return refuse(isGatewayError(err) ? err : gatewayError('GW_ERR_STORE_UNAVAILABLE', [], { cause: err }))
+        }
+        request.socketSlot = slot
+      }
       return undefined
     }
   }, (socket, request) => {
+    const { principal, socketSlot } = request
+    if (socketSlot !== '') holdSocketSlot(socket, backend, principal.keyId, socketSlot, principal.limits.maxSockets, request.log)
     if (!sessions.hasRoom()) {
       socket.close(sessions.draining ? CloseCodes.SERVICE_RESTART : CloseCodes.TRY_AGAIN_LATER, 'no room for another session')
       return
     }
+    // Deltas are small frames: send each at once, never held back for coalescing (Nagle).
+    request.raw.socket.setNoDelay(true)
     const sessionId = newId('sess')
-    const { conversation_id: conversationId, resume_after: resumeAfter } = request.query
+    const resumeAfter = request.query.resume_after
+    const conversationId = principal.ephemeral?.conversationId ?? request.query.conversation_id
+    const presets = principal.ephemeral?.session
     const session = new Session({
       id: sessionId,
       socket: adapt(socket),
@@ -112,13 +140,15 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       chains,
       provider,
       ...(conversationId === undefined ? {} : { attach: { conversationId, ...(resumeAfter === undefined ? {} : { resumeAfter }) } }),
-      tenant: request.tenant,
-      model: request.query.model ?? config.upstream.defaultModel,
+      tenant: principal.tenant,
+      model: presets?.model ?? request.query.model ?? config.upstream.defaultModel,
+      ...(presets === undefined ? {} : { presets }),
+      rateLimits: { store: backend.limits, keyId: principal.keyId, limits: principal.limits, outputReserveTokens: config.limits.outputReserveTokens },
       defaultModel: config.upstream.defaultModel,
       limits: { ...config.session, maxToolSteps: config.tools.maxSteps, mcpTimeoutMs: config.tools.mcpTimeoutMs },
       connectMcp,
       sharedMcp,
-      log: request.log.child({ sessionId })
+      log: request.log.child({ sessionId, keyId: principal.keyId })
     })
     sessions.add(session)
     // Attached synchronously, before any await: no frame can be missed.
@@ -129,6 +159,17 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
     })
     socket.on('error', (err) => request.log.debug({ err }, 'socket error'))
     watchHeartbeat(socket, config.transport.heartbeatIntervalMs)
+  })
+}
+
+/** Keeps a socket's slot among its key's sockets alive while it is open, and frees it on close. */
+function holdSocketSlot (socket: WebSocket, backend: Backend, keyId: string, slot: string, max: number, log: { warn: (obj: object, msg: string) => void }): void {
+  const timer = setInterval(() => {
+    backend.limits.holdSocket(keyId, slot, max, SOCKET_SLOT_TTL_MS).catch((err: unknown) => log.warn({ err }, 'socket slot refresh failed'))
+  }, SOCKET_SLOT_TTL_MS / 3).unref()
+  socket.once('close', () => {
+    clearInterval(timer)
+    backend.limits.releaseSocket(keyId, slot).catch((err: unknown) => log.warn({ err }, 'socket slot release failed'))
   })
 }
 

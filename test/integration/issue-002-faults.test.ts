@@ -138,7 +138,7 @@ describe('upstream failures', () => {
     expect(events.filter((e) => e.type === 'response.created')).toHaveLength(1)
   })
 
-  it('ends failed with the cause when retries run out, without an error event', async () => {
+  it('ends failed with the cause when retries run out: an error event, then response.done failed', async () => {
     gw = await startGateway({ env: { UPSTREAM_MAX_RETRIES: '1' } })
     gw.sim.enqueue({ failure: { kind: 'status', status: 500 } }, { failure: { kind: 'status', status: 500 } })
     const client = await connect()
@@ -146,7 +146,8 @@ describe('upstream failures', () => {
     const done = events.at(-1)?.['response'] as Record<string, any>
     expect(done['status']).toBe('failed')
     expect(done['status_details']).toMatchObject({ type: 'failed', error: { type: 'upstream_error', code: 'upstream_unavailable' } })
-    expect(events.some((e) => e.type === 'error')).toBe(false)
+    const error = events.at(-2)
+    expect(error).toMatchObject({ type: 'error', error: { type: 'upstream_error', code: 'upstream_unavailable' } })
     expect(gw.sim.requests).toHaveLength(2)
     // No upstream body or 5xx detail reaches the client.
     expect(JSON.stringify(done)).not.toContain('server_error')

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { sha256Hex } from '../../src/auth/keys-file.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 
 /** Runs loadConfig and returns the ConfigError it throws (fails the test if it does not throw one). */
@@ -26,7 +27,7 @@ describe('loadConfig defaults', () => {
     expect(config.host).toBe('0.0.0.0')
     expect(config.logLevel).toBe('info')
     expect(config.tls).toBeUndefined()
-    expect(config.apiKeys.size).toBe(0)
+    expect(config.auth.keys).toHaveLength(0)
     expect(config.upstream).toMatchObject({
       kind: 'simulator',
       defaultModel: 'gpt-4o',
@@ -40,17 +41,23 @@ describe('loadConfig defaults', () => {
       maxFrameBytes: 4 * 1024 * 1024,
       maxSessions: 10_000,
       heartbeatIntervalMs: 30_000,
-      shutdownGraceMs: 10_000
+      shutdownGraceMs: 10_000,
+      shutdownDrainDelayMs: 0
     })
     expect(config.session).toEqual({
       leaseTtlMs: 5000,
       batchLingerMs: 5,
       onDisconnect: 'continue',
       maxItemBytes: 1024 * 1024,
+      maxImageBytes: 768 * 1024,
       maxPendingBytes: 8 * 1024 * 1024,
+      maxPendingEvents: 64,
+      failedResponseErrorEvent: true,
       maxConcurrentResponses: 4,
       maxItemsPerConversation: 1000
     })
+    expect(config.auth).toEqual({ keys: [], ephemeralKeyTtlS: 600 })
+    expect(config.limits).toEqual({ requestsPerMin: 0, tokensPerMin: 0, outputReserveTokens: 1024, maxSocketsPerKey: 0 })
     expect(config.store).toEqual({ kind: 'memory', keyPrefix: 'tw:', maxConversations: 10_000, ttlMs: 24 * 60 * 60 * 1000, maxLogEvents: 10_000 })
   })
 
@@ -88,7 +95,7 @@ describe('loadConfig defaults', () => {
     expect(config.host).toBe('0.0.0.0')
     expect(config.logLevel).toBe('info')
     expect(config.upstream.kind).toBe('simulator')
-    expect(config.apiKeys.size).toBe(0)
+    expect(config.auth.keys).toHaveLength(0)
     expect(config.tls).toBeUndefined()
   })
 
@@ -129,8 +136,8 @@ describe('loadConfig conversions', () => {
     expect(config.upstream.maxRetries).toBe(0)
     expect(config.upstream.maxRetryDelayMs).toBe(250)
     expect(config.upstream.simulator).toEqual({ firstTokenDelayMs: 0, tokenDelayMs: 1 })
-    expect(config.transport).toEqual({ maxFrameBytes: 2048, maxSessions: 3, heartbeatIntervalMs: 0, shutdownGraceMs: 100 })
-    expect(config.session).toEqual({ leaseTtlMs: 900, batchLingerMs: 0, onDisconnect: 'continue', maxItemBytes: 512, maxPendingBytes: 4096, maxConcurrentResponses: 2, maxItemsPerConversation: 50 })
+    expect(config.transport).toEqual({ maxFrameBytes: 2048, maxSessions: 3, heartbeatIntervalMs: 0, shutdownGraceMs: 100, shutdownDrainDelayMs: 0 })
+    expect(config.session).toMatchObject({ leaseTtlMs: 900, batchLingerMs: 0, onDisconnect: 'continue', maxItemBytes: 512, maxPendingBytes: 4096, maxConcurrentResponses: 2, maxItemsPerConversation: 50 })
     expect(config.store).toEqual({ kind: 'memory', keyPrefix: 'tw:', maxConversations: 7, ttlMs: 5000, maxLogEvents: 64 })
   })
 
@@ -197,21 +204,23 @@ describe('loadConfig problems', () => {
 })
 
 describe('GATEWAY_API_KEYS', () => {
-  it('parses key:tenant pairs into a map', () => {
+  it('parses key:tenant pairs, keeping only each key\'s SHA-256', () => {
     const config = loadConfig({ GATEWAY_API_KEYS: 'k1:t1,k2:t2' })
-    expect([...config.apiKeys]).toEqual([['k1', 't1'], ['k2', 't2']])
-    expect(config.apiKeys.get('k1')).toBe('t1')
-    expect(config.apiKeys.get('k2')).toBe('t2')
+    expect(config.auth.keys).toEqual([
+      { sha256: sha256Hex('k1'), tenant: 't1', limits: {} },
+      { sha256: sha256Hex('k2'), tenant: 't2', limits: {} }
+    ])
+    expect(JSON.stringify(config)).not.toContain('"k1"')
   })
 
   it('trims whitespace and skips empty entries', () => {
     const config = loadConfig({ GATEWAY_API_KEYS: ' k1:t1 , ,k2:t2,' })
-    expect([...config.apiKeys]).toEqual([['k1', 't1'], ['k2', 't2']])
+    expect(config.auth.keys.map((k) => k.tenant)).toEqual(['t1', 't2'])
   })
 
   it('splits on the last colon, so a key may contain colons', () => {
     const config = loadConfig({ GATEWAY_API_KEYS: 'sk:test:fake:tenant-a' })
-    expect(config.apiKeys.get('sk:test:fake')).toBe('tenant-a')
+    expect(config.auth.keys).toEqual([{ sha256: sha256Hex('sk:test:fake'), tenant: 'tenant-a', limits: {} }])
   })
 
   it('reports an entry without a separator', () => {

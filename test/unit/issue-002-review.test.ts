@@ -31,7 +31,7 @@ describe('config', () => {
   })
 
   it('refuses a key listed for two tenants', () => {
-    expect(problemsOf({ GATEWAY_API_KEYS: 'k1:a,k1:b' })).toEqual(['GATEWAY_API_KEYS: a key is listed twice'])
+    expect(problemsOf({ GATEWAY_API_KEYS: 'k1:a,k1:b' })).toEqual(['GATEWAY_API_KEYS / GATEWAY_API_KEYS_FILE: a key is listed twice'])
   })
 })
 
