@@ -9,6 +9,8 @@ import { loggerOptions } from './logger.js'
 import { createOpenAIProvider } from './providers/openai.js'
 import type { ModelProvider } from './providers/provider.js'
 import { withRetry } from './providers/with-retry.js'
+import { createUpstreamProvider, type Upstream } from './providers/router.js'
+import { withContextBudget } from './conversation/history.js'
 import { SessionManager } from './session/session-manager.js'
 import { startSimulator } from './simulator/simulator.js'
 import { hostname } from 'node:os'
@@ -31,10 +33,19 @@ import { createCodec } from './protocol/codec.js'
 import { clientSecrets } from './transport/client-secrets.js'
 import { cors } from './transport/cors.js'
 import { webSocketTransport } from './transport/websocket.js'
+import { authenticate } from './transport/auth.js'
+import { configuredModels, webRoutes } from './transport/web.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Starts shutdown: /readyz fails and new sockets are refused while open ones go on (see server.ts). */
+    beginDrain: () => void
+  }
+}
 
 export interface AppDependencies {
   readonly config: Config
-  /** Replaces the upstream entirely (no retries are added). */
+  /** Replaces the upstream entirely (no retries or routing are added; the context budget still applies). */
   readonly provider?: ModelProvider
   /** Replaces the store the config names (memory, Redis or Redis Cluster). */
   readonly backend?: Backend
@@ -61,13 +72,19 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
   })
 
   const upstream = await resolveUpstream(app, config)
-  const model = provider ?? withRetry(
-    createOpenAIProvider({ baseURL: upstream.baseURL, apiKey: upstream.apiKey, timeoutMs: config.upstream.timeoutMs, idleTimeoutMs: config.upstream.idleTimeoutMs, logger: app.log.child({ component: 'upstream' }) }),
+  // One provider per upstream (MODELS_FILE routes each get their own); the router picks by model.
+  const upstreamProvider = (target: Upstream): ModelProvider => withRetry(
+    createOpenAIProvider({ baseURL: target.baseURL, apiKey: target.apiKey, timeoutMs: config.upstream.timeoutMs, firstTokenTimeoutMs: config.upstream.firstTokenTimeoutMs, idleTimeoutMs: config.upstream.idleTimeoutMs, logger: app.log.child({ component: 'upstream' }) }),
     {
       maxRetries: config.upstream.maxRetries,
       maxDelayMs: config.upstream.maxRetryDelayMs,
-      onRetry: (err, attempt, delayMs) => app.log.warn({ err, attempt, delayMs }, 'upstream retry')
+      onRetry: (err, attempt, delayMs) => app.log.warn({ err, attempt, delayMs, baseURL: target.baseURL }, 'upstream retry')
     }
+  )
+  const model = withContextBudget(
+    provider ?? createUpstreamProvider(config.upstream.routing, upstream, upstreamProvider, app.log),
+    config.upstream.context,
+    (fit) => app.log.debug({ model: fit.request.model, dropped: fit.dropped, inputTokens: fit.inputTokens, budget: fit.budget }, 'history cut to the context budget')
   )
 
   const registry = new ToolRegistry([
@@ -80,6 +97,7 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
   const chains = new Map(config.chains.definitions.map((chain) => [chain.name, chain]))
   const sharedMcp = await connectGatewayMcp(config, app)
   const sessions = new SessionManager(config.transport.maxSessions)
+  app.decorate('beginDrain', () => sessions.beginDrain())
   const keys = createKeyRing(config, app)
   await app.register(cors, config.auth.allowedOrigins === undefined ? {} : { allowedOrigins: config.auth.allowedOrigins })
   await app.register(clientSecrets, {
@@ -90,6 +108,7 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
     defaultModel: config.upstream.defaultModel
   })
   await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, backend: store, sessions })
+  await app.register(webRoutes, { models: () => configuredModels(config), authorize: (headers) => authenticate(headers, keys) !== undefined })
   const instanceId = `${hostname()}-${process.pid}-${newId('gw').slice(3, 9)}`
   await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry), chains, sharedMcp, keys })
   return app

@@ -5,6 +5,9 @@
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 
+/** Time allowed past the grace period for closing the store and the listener. */
+const FORCE_EXIT_MARGIN_MS = 1_000
+
 async function main (): Promise<void> {
   let config: Config
   try {
@@ -19,15 +22,19 @@ async function main (): Promise<void> {
 
   const app = await buildApp({ config })
   let stopping = false
+  const { shutdownDrainDelayMs, shutdownGraceMs } = config.transport
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
-    app.log.info({ signal }, 'shutting down')
+    // Readiness fails first, so load balancers stop sending new clients; then every socket is
+    // told to reconnect (1012) while replies in flight finish into the log for them to resume.
+    app.beginDrain()
+    app.log.info({ signal, drainDelayMs: shutdownDrainDelayMs, graceMs: shutdownGraceMs }, 'shutting down')
     const force = setTimeout(() => {
-      app.log.error({ graceMs: config.transport.shutdownGraceMs }, 'shutdown grace period exceeded')
+      app.log.error({ graceMs: shutdownGraceMs }, 'shutdown grace period exceeded')
       process.exit(1)
-    }, config.transport.shutdownGraceMs).unref()
-    app.close().then(() => {
+    }, shutdownDrainDelayMs + shutdownGraceMs + FORCE_EXIT_MARGIN_MS).unref()
+    new Promise((resolve) => setTimeout(resolve, shutdownDrainDelayMs)).then(async () => await app.close()).then(() => {
       clearTimeout(force)
       process.exit(0)
     }, (err: unknown) => {

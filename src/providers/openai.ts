@@ -16,6 +16,8 @@ export interface OpenAIProviderOptions {
   readonly timeoutMs: number
   /** Longest silence allowed between two chunks of a started stream. */
   readonly idleTimeoutMs: number
+  /** From the request to the first text or tool call (UPSTREAM_FIRST_TOKEN_TIMEOUT_MS); absent: none. */
+  readonly firstTokenTimeoutMs?: number
   readonly logger: Log
 }
 
@@ -36,6 +38,10 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
     }
   })
 
+  // Upstreams that predate `stream_options` refuse it (400); learnt once, then left out. The
+  // reply's usage is then estimated by the gateway.
+  let streamOptions = true
+
   return {
     async * stream (request, signal) {
       // Our own controller, so a silent upstream can be cut off as well as a cancelled one.
@@ -44,33 +50,60 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
       if (signal.aborted) forward()
       signal.addEventListener('abort', forward, { once: true })
       let idle: NodeJS.Timeout | undefined
-      let timedOut = false
+      let timedOut: 'UPSTREAM_IDLE_TIMEOUT_MS' | 'UPSTREAM_FIRST_TOKEN_TIMEOUT_MS' | undefined
+      const expire = (knob: NonNullable<typeof timedOut>) => () => {
+        timedOut = knob
+        controller.abort()
+      }
       // One timer per stream, pushed back on every chunk (refresh() allocates nothing).
       const arm = () => {
-        if (idle === undefined) idle = setTimeout(() => { timedOut = true; controller.abort() }, options.idleTimeoutMs)
+        if (idle === undefined) idle = setTimeout(expire('UPSTREAM_IDLE_TIMEOUT_MS'), options.idleTimeoutMs)
         else idle.refresh()
       }
+      let firstToken = options.firstTokenTimeoutMs === undefined ? undefined : setTimeout(expire('UPSTREAM_FIRST_TOKEN_TIMEOUT_MS'), options.firstTokenTimeoutMs)
       try {
         let chunks: AsyncIterable<ChatCompletionChunk>
         try {
-          chunks = await client.chat.completions.create(toParams(request), { signal: controller.signal })
+          chunks = await client.chat.completions.create(toParams(request, streamOptions), { signal: controller.signal })
         } catch (err) {
-          throw mapError(err, options.timeoutMs)
+          if (!streamOptions || !refusesStreamOptions(err)) throw mapError(err, options.timeoutMs)
+          streamOptions = false
+          log.warn({ status: (err as { status?: number }).status }, 'upstream refuses stream_options; usage will be estimated')
+          chunks = await client.chat.completions.create(toParams(request, false), { signal: controller.signal }).catch((retryErr: unknown) => {
+            throw mapError(retryErr, options.timeoutMs)
+          })
         }
         const state = { openCalls: new Set<number>(), finished: false }
         try {
           arm()
           for await (const chunk of chunks) {
             arm()
-            yield * toEvents(chunk, state)
+            for (const event of toEvents(chunk, state)) {
+              if (firstToken !== undefined && (event.type === 'text' || event.type === 'tool_call')) {
+                clearTimeout(firstToken)
+                firstToken = undefined
+              }
+              yield event
+            }
           }
         } catch (err) {
-          if (!timedOut) throw mapError(err, options.timeoutMs, true)
+          if (timedOut === undefined) throw mapError(err, options.timeoutMs, true)
         }
-        if (timedOut) throw gatewayError('GW_ERR_PROVIDER_TIMEOUT', ['UPSTREAM_IDLE_TIMEOUT_MS', options.idleTimeoutMs], { retryable: true })
+        if (timedOut !== undefined) {
+          const ms = timedOut === 'UPSTREAM_IDLE_TIMEOUT_MS' ? options.idleTimeoutMs : options.firstTokenTimeoutMs ?? 0
+          throw gatewayError('GW_ERR_PROVIDER_TIMEOUT', [timedOut, ms], { retryable: true })
+        }
         if (!state.finished && !signal.aborted) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED', [], { retryable: true })
+      } catch (err) {
+        // Aborted while connecting because a timer fired: report the timeout, not an abort.
+        if (timedOut !== undefined && !signal.aborted && !(isGatewayError(err) && err.code === 'GW_ERR_PROVIDER_TIMEOUT')) {
+          const ms = timedOut === 'UPSTREAM_IDLE_TIMEOUT_MS' ? options.idleTimeoutMs : options.firstTokenTimeoutMs ?? 0
+          throw gatewayError('GW_ERR_PROVIDER_TIMEOUT', [timedOut, ms], { cause: err, retryable: true })
+        }
+        throw err
       } finally {
         clearTimeout(idle)
+        clearTimeout(firstToken)
         signal.removeEventListener('abort', forward)
       }
     }
@@ -117,12 +150,12 @@ function toFinishReason (reason: string): FinishReason {
   return 'stop'
 }
 
-function toParams (request: ModelRequest): ChatCompletionCreateParamsStreaming {
+function toParams (request: ModelRequest, streamOptions: boolean): ChatCompletionCreateParamsStreaming {
   return {
     model: request.model,
     messages: request.messages.map(toMessage),
     stream: true,
-    stream_options: { include_usage: true },
+    ...(streamOptions ? { stream_options: { include_usage: true } } : {}),
     n: 1,
     ...(request.tools && request.tools.length > 0
       ? {
@@ -172,6 +205,11 @@ function toMessage (message: ChatMessage): ChatCompletionMessageParam {
     case 'tool':
       return { role: 'tool', tool_call_id: message.toolCallId, content: message.content }
   }
+}
+
+/** A 400/422 that names `stream_options`: the upstream does not know the parameter. */
+function refusesStreamOptions (err: unknown): boolean {
+  return err instanceof OpenAI.APIError && (err.status === 400 || err.status === 422) && /stream_options/i.test(err.message)
 }
 
 /** Maps an SDK failure onto the registry. `midStream`: the stream had begun when it failed. */

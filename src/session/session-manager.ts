@@ -36,6 +36,11 @@ export class SessionManager {
     this.#sessions.delete(session)
   }
 
+  /** Shutdown begins: readiness fails and new sessions are refused; open ones go on for now. */
+  beginDrain (): void {
+    this.#draining = true
+  }
+
   /** Closes every session with 1012 (service restart). */
   drain (): void {
     this.#draining = true

@@ -48,6 +48,8 @@ export interface Scenario {
   tokenDelayMs?: number
   /** 'event' (default): one write per SSE event. 'bytes': the SSE byte stream in 1–3 byte writes. */
   chunking?: 'event' | 'bytes'
+  /** Sends an SSE comment (`: keep-alive`) before every chunk, as proxies and some servers do. */
+  keepAlive?: boolean
   failure?: SimulatedFailure
 }
 

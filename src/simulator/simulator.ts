@@ -17,6 +17,8 @@ export interface SimulatorOptions {
   port?: number
   /** Merged under every request's scenario (a queued scenario's fields win), e.g. pacing. */
   defaults?: Partial<Scenario>
+  /** Refuse (400) every request carrying `stream_options`, like upstreams that predate it. */
+  rejectStreamOptions?: boolean
 }
 
 export type RequestOutcome = 'finished' | 'aborted'
@@ -155,7 +157,15 @@ class SseWriter {
 
   /** Sends `data: <payload>\n\n`; false once the stream has stopped. */
   async event (payload: string): Promise<boolean> {
-    const bytes = Buffer.from(`data: ${payload}\n\n`, 'utf8')
+    return this.#send(Buffer.from(`data: ${payload}\n\n`, 'utf8'))
+  }
+
+  /** Sends an SSE comment line (clients must ignore it). */
+  async comment (text: string): Promise<boolean> {
+    return this.#send(Buffer.from(`: ${text}\n\n`, 'utf8'))
+  }
+
+  async #send (bytes: Buffer): Promise<boolean> {
     if (this.chunking === 'event') return write(this.res, bytes, this.signal)
     for (let start = 0; start < bytes.length;) {
       const size = BYTE_SLICES[this.#slice++ % BYTE_SLICES.length] ?? 1
@@ -182,9 +192,12 @@ class SimulatorServer extends EventEmitter<SimulatorEvents> implements Simulator
   #taken = 0
   #closing: Promise<void> | undefined
 
-  constructor (defaults: Partial<Scenario>) {
+  readonly #rejectStreamOptions: boolean
+
+  constructor (defaults: Partial<Scenario>, rejectStreamOptions = false) {
     super()
     this.#defaults = defaults
+    this.#rejectStreamOptions = rejectStreamOptions
   }
 
   async listen (host: string, port: number): Promise<void> {
@@ -293,6 +306,11 @@ class SimulatorServer extends EventEmitter<SimulatorEvents> implements Simulator
     }
     this.emit('request', request)
 
+    if (this.#rejectStreamOptions && body.stream_options !== undefined) {
+      // Like upstreams that predate stream_options: refused before any scenario is consumed.
+      sendJson(res, 400, errorBody('Unrecognized request argument supplied: stream_options', 'invalid_request_error', null))
+      return
+    }
     const scenario = resolveScenario(this.#defaults, this.#queue.shift(), body.messages)
     const failure = scenario.failure
     if (failure?.kind === 'status') {
@@ -339,6 +357,7 @@ class SimulatorServer extends EventEmitter<SimulatorEvents> implements Simulator
     for (let i = 0; i < sent; i++) {
       const pause = i === 0 ? scenario.firstTokenDelayMs : scenario.tokenDelayMs
       if (!await delay(pause ?? 0, signal)) return
+      if (scenario.keepAlive === true && !await sse.comment('keep-alive')) return
       if (!await sse.event(JSON.stringify(chunks[i]))) return
     }
     if (failure?.kind === 'cut') {
@@ -359,7 +378,7 @@ class SimulatorServer extends EventEmitter<SimulatorEvents> implements Simulator
  * else a `chat.completion` object), `GET /v1/models`; anything else is a 404 error JSON.
  */
 export async function startSimulator (options: SimulatorOptions = {}): Promise<Simulator> {
-  const simulator = new SimulatorServer(options.defaults ?? {})
+  const simulator = new SimulatorServer(options.defaults ?? {}, options.rejectStreamOptions)
   await simulator.listen(options.host ?? '127.0.0.1', options.port ?? 0)
   return simulator
 }

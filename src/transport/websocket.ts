@@ -79,6 +79,14 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       sessions.drain()
     }
   })
+  // A refused upgrade (401, 403, 429…) answers on a socket the HTTP server does not track: close
+  // it with the response, or it lingers and holds shutdown up.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.headers.upgrade !== undefined && reply.statusCode !== 101) reply.header('connection', 'close')
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.headers.upgrade !== undefined && reply.statusCode !== 101) request.raw.socket.destroy()
+  })
   app.decorateRequest('principal', null as unknown as Principal)
   app.decorateRequest('socketSlot', '')
 
