@@ -55,8 +55,9 @@ const plugin: FastifyPluginAsync<ClientSecretsOptions> = async (app, { keys, cod
     bodyLimit: 64 * 1024,
     errorHandler: (err, _request, reply) => {
       const status = err.statusCode ?? 500
-      if (status >= 500) return send(reply, gatewayError('GW_ERR_SERVER_INTERNAL', [], { cause: err }))
-      return send(reply, Object.assign(gatewayError('GW_ERR_INVALID_REQUEST', [err.message]), { statusCode: status }))
+      send(reply, status >= 500
+        ? gatewayError('GW_ERR_SERVER_INTERNAL', [], { cause: err })
+        : Object.assign(gatewayError('GW_ERR_INVALID_REQUEST', [err.message]), { statusCode: status }))
     }
   }, async (request, reply) => {
     const key = presentedKey(request.headers)
