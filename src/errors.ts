@@ -57,6 +57,7 @@ export const errorSpecs = {
   GW_ERR_AUTH_EPHEMERAL_FORBIDDEN: { wire: 'ephemeral_key_not_allowed', type: 'invalid_request_error', message: 'An ephemeral key cannot %s', status: 403 },
   GW_ERR_SOCKET_LIMIT: { wire: 'too_many_sockets', type: 'invalid_request_error', message: 'This key already holds MAX_SOCKETS_PER_KEY (%s) sockets', status: 429 },
   GW_ERR_INVALID_REQUEST: { wire: 'invalid_request', type: 'invalid_request_error', message: 'Invalid request: %s', status: 400 },
+  GW_ERR_SERVER_SHUTDOWN: { wire: 'server_shutting_down', type: 'server_error', message: 'The gateway instance shut down before the reply finished (SHUTDOWN_GRACE_MS, %s ms)', status: 503 },
   GW_ERR_SERVER_INTERNAL: { wire: 'server_error', type: 'server_error', message: 'The gateway failed to process the event', status: 500 }
 } as const satisfies Record<string, ErrorSpec>
 

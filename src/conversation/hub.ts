@@ -3,6 +3,7 @@
  * shared by every local socket attached to it and by every response generated here, so events
  * fan out to all local sockets and a cancel from any instance reaches the response where it runs.
  */
+import { gatewayError, type GatewayError } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { AppendResult, LiveFeed, LiveMessage } from '../store/conversation-store.js'
 
@@ -20,8 +21,8 @@ export interface HubMember {
 /** A response generated on this instance. */
 export interface HubRun {
   readonly responseId: string
-  /** `clientCancelled`: a client asked, on any instance. */
-  abort (clientCancelled: boolean): void
+  /** `clientCancelled`: a client asked, on any instance. `cause`: the gateway had to stop it (it ends failed). */
+  abort (clientCancelled: boolean, cause?: GatewayError): void
 }
 
 interface Hub {
@@ -118,7 +119,8 @@ export class ConversationHubs {
     const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs).unref() })
     await Promise.race([Promise.allSettled([...this.#running]), grace])
     clearTimeout(timer)
-    for (const hub of this.#hubs.values()) for (const run of hub.runs) run.abort(false)
+    const cause = gatewayError('GW_ERR_SERVER_SHUTDOWN', [graceMs])
+    for (const hub of this.#hubs.values()) for (const run of hub.runs) run.abort(false, cause)
     await Promise.allSettled([...this.#running])
   }
 

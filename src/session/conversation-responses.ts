@@ -5,7 +5,7 @@
  */
 import type { ConversationHubs } from '../conversation/hub.js'
 import { ConversationWriter } from '../conversation/writer.js'
-import { gatewayError } from '../errors.js'
+import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
 import { newId } from '../ids.js'
 import type { Log } from '../logger.js'
 import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
@@ -72,7 +72,7 @@ export class ConversationResponses {
     }
     // A write that fails for good stops this turn (and only this one).
     let turn: Turn | undefined
-    const writer = this.#writer(conversationId, fence, log, () => turn?.abort(false))
+    const writer = this.#writer(conversationId, fence, log, (err) => turn?.abort(false, err))
     return {
       fence,
       sink: logSink(writer, responseId),
@@ -109,7 +109,7 @@ export class ConversationResponses {
       backend.leases.refresh(conversationId, fence, leaseTtlMs).then((held) => {
         if (!held) {
           log.warn({ fence }, 'lease lost; stopping the response')
-          turn.abort(false)
+          turn.abort(false, gatewayError('GW_ERR_LEASE_LOST', [fence]))
         }
       }, (err: unknown) => log.warn({ err }, 'lease refresh failed'))
     }, Math.max(50, Math.floor(leaseTtlMs / 3)))
@@ -130,7 +130,7 @@ export class ConversationResponses {
     }
   }
 
-  #writer (conversationId: string, fence: number, log: Log, stop: () => void = () => {}): ConversationWriter {
+  #writer (conversationId: string, fence: number, log: Log, stop: (err: GatewayError) => void = () => {}): ConversationWriter {
     const { backend, hubs, batchLingerMs } = this.#options
     return new ConversationWriter({
       store: backend.conversations,
@@ -143,7 +143,7 @@ export class ConversationResponses {
       releaseLocal: (skip) => hubs.releaseLocal(conversationId, skip),
       onFailed: (err) => {
         log.warn({ err }, 'conversation write failed; stopping the response')
-        stop()
+        stop(isGatewayError(err) ? err : gatewayError('GW_ERR_STORE_UNAVAILABLE', [], { cause: err }))
       }
     })
   }
@@ -221,8 +221,8 @@ class Turn {
     this.#current = run
   }
 
-  abort (clientCancelled: boolean): void {
+  abort (clientCancelled: boolean, cause?: GatewayError): void {
     this.#controller.abort()
-    this.#current.abort(clientCancelled)
+    this.#current.abort(clientCancelled, cause)
   }
 }
