@@ -39,9 +39,10 @@ describe('timeouts', () => {
     const done = responseOf(events)
     expect(done['status']).toBe('failed')
     expect(done['status_details']['error']['message']).toContain('UPSTREAM_FIRST_TOKEN_TIMEOUT_MS (150 ms)')
-    expect(gw.sim.requests).toHaveLength(2)
-    expect(await gw.sim.requests[0]?.ended).toBe('aborted')
-    expect(await gw.sim.requests[1]?.ended).toBe('aborted')
+    // One retry (a loaded machine may time out an attempt before it even reaches the simulator).
+    expect(gw.log.lines.filter((l) => l['msg'] === 'upstream retry')).toHaveLength(1)
+    expect(gw.sim.requests.length).toBeGreaterThanOrEqual(1)
+    for (const request of gw.sim.requests) expect(await request.ended).toBe('aborted')
   })
 
   it('does not apply the first-token timeout once tokens flow', async () => {
