@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { sha256Hex } from '../../src/auth/keys-file.js'
-import { ConfigError, loadConfig } from '../../src/config.js'
+import { ConfigError, EnvSchema, loadConfig } from '../../src/config.js'
 
 /** Runs loadConfig and returns the ConfigError it throws (fails the test if it does not throw one). */
 function problemsOf (env: NodeJS.ProcessEnv): string[] {
@@ -302,5 +302,22 @@ describe('the result', () => {
     const config = loadConfig(env)
     env['PORT'] = '9002'
     expect(config.port).toBe(9001)
+  })
+})
+
+describe('.env.example', () => {
+  const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8')
+  const assignments = [...text.matchAll(/^(#\s*)?([A-Z][A-Z0-9_]+)=(.*)$/gm)].map((m) => ({ commented: m[1] !== undefined, key: m[2] ?? '', value: m[3] ?? '' }))
+
+  it('names every variable of the schema, and only those', () => {
+    const known = Object.keys(EnvSchema.properties).filter((key) => !key.startsWith('OTEL_'))
+    expect(assignments.map((a) => a.key).filter((k) => !known.includes(k))).toEqual([])
+    expect(known.filter((k) => !assignments.some((a) => a.key === k))).toEqual([])
+  })
+
+  it('loads as it stands (its uncommented values are the defaults)', () => {
+    const env = Object.fromEntries(assignments.filter((a) => !a.commented).map((a) => [a.key, a.value]))
+    expect(() => loadConfig(env)).not.toThrow()
+    expect(loadConfig(env)).toEqual(loadConfig({}))
   })
 })
