@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createCodec, type DecodeResult } from '../../src/protocol/codec.js'
+import { createCodec, MAX_JSON_DEPTH, type DecodeResult } from '../../src/protocol/codec.js'
 
 const codec = createCodec({ maxItemBytes: 64 * 1024 })
 
@@ -404,5 +404,35 @@ describe('codec: response.input items', () => {
 
   it('reports the first bad input item', () => {
     expectError(decode(withInput([userText('ok'), { type: 'a' }, { type: 'b' }])), invalid('response.input[1].type', 'ri'))
+  })
+})
+
+describe('codec: nesting and image size', () => {
+  const nested = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`
+
+  it('refuses events nested deeper than MAX_JSON_DEPTH, without overflowing the stack', () => {
+    const ok = codec.decode('{"type":"response.create","event_id":"e1","response":{"metadata":{"x":"y"}}}', false)
+    expect(ok.ok).toBe(true)
+    for (const depth of [MAX_JSON_DEPTH, 5000]) {
+      const result = codec.decode(`{"type":"session.update","session":{"tools":[{"type":"function","name":"f","parameters":${nested(depth)}}]}}`, false)
+      expect(result.ok).toBe(false)
+      if (!result.ok) expect(result.error).toMatchObject({ wire: 'invalid_json', message: expect.stringContaining('nested deeper than 64 levels') })
+    }
+    const shallow = codec.decode(`{"type":"session.update","session":{"tools":[{"type":"function","name":"f","parameters":${nested(20)}}]}}`, false)
+    expect(shallow.ok).toBe(true)
+  })
+
+  it('measures data-URL images by their decoded bytes against MAX_IMAGE_BYTES; http(s) URLs pass', () => {
+    const images = createCodec({ maxItemBytes: 64 * 1024, maxImageBytes: 300 })
+    const event = (url: string) => JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'see' }, { type: 'input_image', image_url: url }] } })
+    const b64 = (bytes: number) => `data:image/png;base64,${Buffer.alloc(bytes, 1).toString('base64')}`
+    expect(images.decode(event(b64(300)), false).ok).toBe(true)
+    expect(images.decode(event(b64(299)), false).ok).toBe(true)
+    const big = images.decode(event(b64(301)), false)
+    expect(big.ok).toBe(false)
+    if (!big.ok) expect(big.error).toMatchObject({ wire: 'image_too_large', param: 'item.content[1].image_url', message: 'The image is 301 bytes, over MAX_IMAGE_BYTES (300)' })
+    const raw = images.decode(event(`data:image/svg+xml,${'x'.repeat(301)}`), false)
+    expect(raw.ok).toBe(false)
+    expect(images.decode(event('https://example.test/cat.png'), false).ok).toBe(true)
   })
 })
