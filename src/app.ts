@@ -26,6 +26,11 @@ import { connectMcp } from './tools/mcp.js'
 import { SessionMcp } from './session/session-mcp.js'
 import { createMemoryBackend } from './store/memory-store.js'
 import { httpRoutes } from './transport/http.js'
+import { upstreamRetry } from './diagnostics.js'
+import { createMetrics } from './metrics/metrics.js'
+import { startTracing } from './tracing/tracing.js'
+import { recordUsage } from './usage/usage-recorder.js'
+import { protocolDocs } from './transport/docs.js'
 import { randomBytes } from 'node:crypto'
 import { EphemeralKeys } from './auth/ephemeral-keys.js'
 import { KeyRing } from './auth/key-ring.js'
@@ -62,12 +67,23 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
   }) as unknown as FastifyInstance
 
   const store = backend ?? await createBackend(config, app)
-  const hubs = new ConversationHubs(store.live, app.log)
-  // Sessions are closed first (1012, in the websocket plugin's preClose); then the replies
-  // generated here get SHUTDOWN_GRACE_MS to finish into the log before the store closes.
+  const usage = recordUsage({ store: store.usage, scope: app, log: app.log.child({ component: 'usage' }) })
+  const tracing = await startTracing(config.tracing, { storeKind: store.kind, log: app.log.child({ component: 'tracing' }) })
+  // Runs after the hook below (onClose hooks run last-registered first): spans of the drain go out too.
   app.addHook('onClose', async () => {
+    usage.close()
+    await tracing?.shutdown()
+  })
+  const hubs = new ConversationHubs(store.live, app.log)
+  const sessions = new SessionManager(config.transport.maxSessions)
+  // Sessions are closed first (1012, in the websocket plugin's preClose) and finish handling what
+  // they had received (a response.create may be taking its lease); then the replies generated
+  // here get SHUTDOWN_GRACE_MS to finish into the log before the store closes.
+  app.addHook('onClose', async () => {
+    await sessions.settled(config.transport.shutdownGraceMs)
     await hubs.drain(config.transport.shutdownGraceMs)
     await hubs.close()
+    await usage.flush() // usage of the replies that ended meanwhile, before the store closes
     if (backend === undefined) await store.close() // an injected backend belongs to its caller
   })
 
@@ -78,7 +94,10 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
     {
       maxRetries: config.upstream.maxRetries,
       maxDelayMs: config.upstream.maxRetryDelayMs,
-      onRetry: (err, attempt, delayMs) => app.log.warn({ err, attempt, delayMs, baseURL: target.baseURL }, 'upstream retry')
+      onRetry: (err, attempt, delayMs) => {
+        if (upstreamRetry.hasSubscribers) upstreamRetry.publish(err)
+        app.log.warn({ err, attempt, delayMs, baseURL: target.baseURL }, 'upstream retry')
+      }
     }
   )
   const model = withContextBudget(
@@ -96,8 +115,9 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
   checkChainTools(config.chains.definitions, config.chains.file ?? 'CHAINS_FILE', (name) => registry.has(name))
   const chains = new Map(config.chains.definitions.map((chain) => [chain.name, chain]))
   const sharedMcp = await connectGatewayMcp(config, app)
-  const sessions = new SessionManager(config.transport.maxSessions)
   app.decorate('beginDrain', () => sessions.beginDrain())
+  const metrics = createMetrics({ openSockets: () => sessions.size })
+  app.addHook('onClose', async () => { metrics.close() })
   const keys = createKeyRing(config, app)
   await app.register(cors, config.auth.allowedOrigins === undefined ? {} : { allowedOrigins: config.auth.allowedOrigins })
   await app.register(clientSecrets, {
@@ -107,7 +127,15 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
     defaultTtlS: config.auth.ephemeralKeyTtlS,
     defaultModel: config.upstream.defaultModel
   })
-  await app.register(httpRoutes, { upstream: { kind: upstream.kind, baseURL: upstream.baseURL }, backend: store, sessions })
+  await app.register(httpRoutes, {
+    ...(config.upstream.routing.hasDefault ? { upstream: { kind: upstream.kind, baseURL: upstream.baseURL } } : {}),
+    routedBaseURLs: config.upstream.routing.routes.map((route) => route.baseURL),
+    backend: store,
+    sessions,
+    metrics,
+    keys
+  })
+  await app.register(protocolDocs, { tls: config.tls !== undefined })
   await app.register(webRoutes, { models: () => configuredModels(config), authorize: (headers) => authenticate(headers, keys) !== undefined })
   const instanceId = `${hostname()}-${process.pid}-${newId('gw').slice(3, 9)}`
   await app.register(webSocketTransport, { config, provider: model, backend: store, hubs, instanceId, sessions, tools: sessionTools(registry), chains, sharedMcp, keys })

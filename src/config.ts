@@ -12,112 +12,89 @@ import { checkRouting, modelNameProblem, parseModelsFile, type ModelRoute } from
 import { builtinTools } from './tools/builtin/index.js'
 import { parseMcpServers, type McpServerConfig } from './tools/mcp-servers.js'
 import { parseToolsFile, type HttpToolDefinition } from './tools/tools-file.js'
+import { readTracing, type TracingConfig } from './tracing/tracing-config.js'
 
-const Int = (def: number, min = 0) => Type.Integer({ default: def, minimum: min })
+/** A whole number with its default, least value and description (the README's configuration table). */
+const Int = (def: number, min: number, description: string) => Type.Integer({ default: def, minimum: min, description })
 const DEFAULT_BUILTIN_TOOLS = 'current_time,calculate'
 
-/** Every variable the gateway reads, with its default (units in the name). */
+/**
+ * Every variable the gateway reads, with its default (units in the name) and its description —
+ * README's configuration table is generated from these (`npm run docs:config`).
+ */
 export const EnvSchema = Type.Object({
-  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
-  HOST: Type.String({ default: '0.0.0.0' }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
-  /** Upstream: any OpenAI-compatible Chat Completions base URL. Absent (with no key): built-in simulator. */
-  OPENAI_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
-  OPENAI_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
-  /** Model used when the client names none (`/v1/realtime` without `?model=`). */
-  DEFAULT_MODEL: Type.String({ default: 'gpt-4o' }),
-  /** Per upstream attempt: connect and receive the stream's response headers, in ms. */
-  UPSTREAM_TIMEOUT_MS: Int(60_000, 1),
-  /** From the request to the first content (text or tool call) of the reply, in ms (retried before the first token). */
-  UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: Int(60_000, 1),
-  /** Longest silence between two chunks of a started upstream stream, in ms. */
-  UPSTREAM_IDLE_TIMEOUT_MS: Int(30_000, 1),
-  /** Retries of a failed upstream request, only before its first token. */
-  UPSTREAM_MAX_RETRIES: Int(2),
-  /** Longest retry-after wait the gateway honours before giving up, in ms. */
-  UPSTREAM_MAX_RETRY_DELAY_MS: Int(10_000),
-  /** JSON or YAML file routing model names to upstreams (see "Model routing"). Absent: every model goes to the default upstream. */
-  MODELS_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Models tried in turn when a model's upstream fails before its first token, comma-separated (a route's own `fallback` wins). */
-  UPSTREAM_FALLBACK_MODELS: Type.Optional(Type.String({ minLength: 1 })),
-  /** Context windows by model, `name=tokens,…` (`prefix*` patterns allowed); they win over the built-in table. */
-  CONTEXT_WINDOW_TOKENS: Type.Optional(Type.String({ minLength: 1 })),
-  /** Context window of a model neither configured nor in the built-in table, in tokens. */
-  DEFAULT_CONTEXT_WINDOW_TOKENS: Int(32_768, 1024),
-  /** Tokens kept free for the reply when the request sets no max_output_tokens and the model's largest reply is not known. */
-  CONTEXT_OUTPUT_RESERVE_TOKENS: Int(4_096, 1),
-  /** `key:tenant,…`; absent (and no keys file): no authentication, one anonymous tenant. */
-  GATEWAY_API_KEYS: Type.Optional(Type.String()),
-  /** JSON or YAML file of gateway keys (plain or SHA-256), their tenants and per-key limits (see README). */
-  GATEWAY_API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Browser origins allowed to connect and call the HTTP API, comma-separated (`*`: any). Absent: any. */
-  ALLOWED_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
-  /** Secret that signs ephemeral `ek_` keys, shared by every instance (32+ characters). Absent: one per process. */
-  EPHEMERAL_KEY_SECRET: Type.Optional(Type.String({ minLength: 32 })),
-  /** Lifetime of an ephemeral key when the request names none, in seconds (10 to 7200, as the Realtime API). */
-  EPHEMERAL_KEY_TTL_S: Type.Integer({ default: 600, minimum: 10, maximum: 7200 }),
-  /** Default per-key limits (a keys file entry may override them); 0 turns a limit off. */
-  RATE_LIMIT_REQUESTS_PER_MIN: Int(0),
-  RATE_LIMIT_TOKENS_PER_MIN: Int(0),
-  /** Output tokens reserved for a reply whose max_output_tokens is `inf`, settled against the real usage. */
-  RATE_LIMIT_OUTPUT_RESERVE_TOKENS: Int(1024, 1),
-  /** Concurrent sockets per key across every instance (0: unbounded). */
-  MAX_SOCKETS_PER_KEY: Int(0),
-  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Largest WebSocket frame accepted; bigger frames close the socket with 1009. */
-  MAX_FRAME_BYTES: Int(4 * 1024 * 1024, 1024),
-  /** Largest single conversation item (an image as a data URL counts); bigger ones get `item_too_large`. */
-  MAX_ITEM_BYTES: Int(1024 * 1024, 256),
-  /** Largest image (decoded bytes of an input_image data URL); bigger ones get `image_too_large`. */
-  MAX_IMAGE_BYTES: Int(768 * 1024, 64),
-  /** Client events received but not yet handled, per socket; more get `too_many_pending_events`. */
-  MAX_PENDING_EVENTS: Int(64, 1),
-  /** Bytes queued for a client that does not read before it is closed with 4008. */
-  MAX_PENDING_BYTES: Int(8 * 1024 * 1024, 1024),
-  /** Live sessions per instance; more are closed with 1013. */
-  MAX_SESSIONS: Int(10_000, 1),
-  /** Concurrent responses (in-conversation plus out-of-band) per session. */
-  MAX_CONCURRENT_RESPONSES: Int(4, 1),
-  MAX_ITEMS_PER_CONVERSATION: Int(1000, 1),
-  /** Redis for conversations shared by every instance: one node, or a Cluster (host:port,…). Absent: memory. */
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:]+:\\d+(,[^,:]+:\\d+)*$' })),
-  REDIS_KEY_PREFIX: Type.String({ default: 'tw:', maxLength: 64 }),
-  /** Events kept per conversation log for resume (older cursors get resume_cursor_expired). */
-  EVENT_LOG_MAX_EVENTS: Int(10_000, 16),
-  /** Least time between two log writes of one reply, in ms: deltas meanwhile are batched. 0: group commit only. */
-  BATCH_LINGER_MS: Int(5),
-  /** Lifetime of a response's lease without refresh, in ms: how soon a dead instance's reply is ended. */
-  LEASE_TTL_MS: Int(5_000, 100),
-  /** A reply whose client disconnects keeps generating (continue) or stops (cancel). */
-  ON_DISCONNECT: Type.Union([Type.Literal('continue'), Type.Literal('cancel')], { default: 'continue' }),
-  /** Memory store bounds: most conversations kept, and how long an idle one lives, in ms. */
-  MEMORY_STORE_MAX_CONVERSATIONS: Int(10_000, 1),
-  CONVERSATION_TTL_MS: Int(24 * 60 * 60 * 1000, 1000),
-  /** Ping interval; a peer that has not answered the previous ping is dropped (no close frame). 0 disables. */
-  HEARTBEAT_INTERVAL_MS: Int(30_000),
-  /** How long shutdown waits for sessions to close after sending them 1012, in ms. */
-  SHUTDOWN_GRACE_MS: Int(10_000),
-  /** On SIGTERM, how long /readyz fails before sockets are told to reconnect (load balancer catch-up), in ms. */
-  SHUTDOWN_DRAIN_DELAY_MS: Int(0),
-  /** A reply that fails after response.created also gets an `error` event before its failed response.done. */
-  FAILED_RESPONSE_ERROR_EVENT: Type.Boolean({ default: true }),
-  /** JSON file of HTTP tools the gateway calls itself (see README). Absent: none. */
-  TOOLS_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Built-in tools offered to the model, comma-separated; `none` offers none. */
-  BUILTIN_TOOLS: Type.String({ default: DEFAULT_BUILTIN_TOOLS }),
-  /** Model↔tool rounds allowed per user turn. */
-  MAX_TOOL_STEPS: Int(8, 1),
-  /** Per MCP request (connect, list, call) to a server a session names, in ms. */
-  MCP_TIMEOUT_MS: Int(15_000, 1),
-  /** MCP servers offered to every session: a JSON array (see README). Absent: none. */
-  MCP_SERVERS: Type.Optional(Type.String({ minLength: 2 })),
-  /** JSON or YAML file of named prompt chains (see README). Absent: none. */
-  CHAINS_FILE: Type.Optional(Type.String({ minLength: 1 })),
-  /** Pacing of the built-in simulator when it is the upstream (demo mode), in ms. */
-  SIMULATOR_FIRST_TOKEN_DELAY_MS: Int(250),
-  SIMULATOR_TOKEN_DELAY_MS: Int(30)
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'TCP port the gateway listens on (HTTP and WebSocket).' }),
+  HOST: Type.String({ default: '0.0.0.0', description: 'Interface the gateway listens on.' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level; `silent` logs nothing.' }),
+  OPENAI_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'Any OpenAI-compatible Chat Completions base URL (`…/v1`). With neither this nor `OPENAI_API_KEY` (and no `MODELS_FILE`): the built-in simulator.' })),
+  OPENAI_API_KEY: Type.Optional(Type.String({ minLength: 1, description: 'The gateway\'s own upstream key (a client\'s key never goes upstream).' })),
+  DEFAULT_MODEL: Type.String({ default: 'gpt-4o', description: 'Model when the client names none (`/v1/realtime` without `?model=`), or names a realtime-only model.' }),
+  UPSTREAM_TIMEOUT_MS: Int(60_000, 1, 'Per upstream attempt: time to connect and receive the stream\'s response headers, in ms.'),
+  UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: Int(60_000, 1, 'From the request to the first content (text or tool call) of the reply, in ms (retried before the first token).'),
+  UPSTREAM_IDLE_TIMEOUT_MS: Int(30_000, 1, 'Longest silence between two chunks of a started upstream stream, in ms (a stalled upstream ends the response `failed`).'),
+  UPSTREAM_MAX_RETRIES: Int(2, 0, 'Retries of a failed upstream request, only before its first token.'),
+  UPSTREAM_MAX_RETRY_DELAY_MS: Int(10_000, 0, 'Longest `retry-after` the gateway honours, in ms; a longer one fails the response at once.'),
+  MODELS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON or YAML file routing model names to upstreams, with fallbacks (see "Model routing"). Absent: every model goes to the default upstream.' })),
+  UPSTREAM_FALLBACK_MODELS: Type.Optional(Type.String({ minLength: 1, description: 'Models tried in turn when a model\'s upstream fails before its first token, comma-separated (a route\'s own `fallback` wins).' })),
+  CONTEXT_WINDOW_TOKENS: Type.Optional(Type.String({ minLength: 1, description: 'Context windows by model, `name=tokens,…` (`prefix*` patterns allowed); they win over the built-in table (see "Context budget").' })),
+  DEFAULT_CONTEXT_WINDOW_TOKENS: Int(32_768, 1024, 'Context window of a model neither configured nor in the built-in table, in tokens.'),
+  CONTEXT_OUTPUT_RESERVE_TOKENS: Int(4_096, 1, 'Tokens kept free for the reply when the response sets no `max_output_tokens` and the model\'s largest reply is not known.'),
+  GATEWAY_API_KEYS: Type.Optional(Type.String({ description: '`key:tenant,…`. Unset (and no keys file): no authentication, one `anonymous` tenant.' })),
+  GATEWAY_API_KEYS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON or YAML file of gateway keys (plain or SHA-256), their tenants and per-key limits (see README).' })),
+  ALLOWED_ORIGINS: Type.Optional(Type.String({ minLength: 1, description: 'Browser origins allowed to connect and call the HTTP API, comma-separated (`*`: any). Absent: any.' })),
+  EPHEMERAL_KEY_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'Secret that signs ephemeral `ek_` keys, shared by every instance (32+ characters). Absent: one per process.' })),
+  EPHEMERAL_KEY_TTL_S: Type.Integer({ default: 600, minimum: 10, maximum: 7200, description: 'Lifetime of an ephemeral key when the request names none, in seconds (10 to 7200, as the Realtime API).' }),
+  RATE_LIMIT_REQUESTS_PER_MIN: Int(0, 0, 'Default responses per minute per key (a keys file entry may override it); 0: no limit.'),
+  RATE_LIMIT_TOKENS_PER_MIN: Int(0, 0, 'Default tokens per minute per key (a keys file entry may override it); 0: no limit.'),
+  RATE_LIMIT_OUTPUT_RESERVE_TOKENS: Int(1024, 1, 'Output tokens reserved for a reply whose max_output_tokens is `inf`, settled against the real usage.'),
+  MAX_SOCKETS_PER_KEY: Int(0, 0, 'Concurrent sockets per key across every instance (0: unbounded).'),
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM certificate file; with `TLS_KEY_FILE`, the gateway serves `https://` and `wss://` itself.' })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key file of `TLS_CERT_FILE`.' })),
+  MAX_FRAME_BYTES: Int(4 * 1024 * 1024, 1024, 'Largest WebSocket frame accepted, in bytes; bigger frames close the socket with 1009.'),
+  MAX_ITEM_BYTES: Int(1024 * 1024, 256, 'Largest conversation item, in bytes (an image as a data URL counts); bigger ones get `item_too_large`.'),
+  MAX_IMAGE_BYTES: Int(768 * 1024, 64, 'Largest image (decoded bytes of an input_image data URL); bigger ones get `image_too_large`.'),
+  MAX_PENDING_EVENTS: Int(64, 1, 'Client events received but not yet handled, per socket; more get `too_many_pending_events`.'),
+  MAX_PENDING_BYTES: Int(8 * 1024 * 1024, 1024, 'Bytes queued for a client that does not read before it is closed with 4008.'),
+  MAX_SESSIONS: Int(10_000, 1, 'Live sessions per instance; more are closed with 1013.'),
+  MAX_CONCURRENT_RESPONSES: Int(4, 1, 'Concurrent responses per session (one in the conversation, the rest out-of-band).'),
+  MAX_ITEMS_PER_CONVERSATION: Int(1000, 1, 'Items a conversation may hold; more get `conversation_full`.'),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'One Redis node (`redis://…` or `rediss://…`) holding every conversation, shared by all instances. Absent (and no cluster): the in-memory store.' })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:]+:\\d+(,[^,:]+:\\d+)*$', description: '`host:port,…` seed nodes of a Redis Cluster (wins over `REDIS_URL`).' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'tw:', maxLength: 64, description: 'Prefix of every Redis key and channel.' }),
+  EVENT_LOG_MAX_EVENTS: Int(10_000, 16, 'Events kept per conversation log; older `resume_after` cursors get `resume_cursor_expired`.'),
+  BATCH_LINGER_MS: Int(5, 0, 'Least time between two log writes of one reply, in ms: tokens meanwhile go in one batch (the first token after a pause is not delayed). 0: one write in flight, no wait.'),
+  LEASE_TTL_MS: Int(5_000, 100, 'Lease of the instance generating a reply, in ms (refreshed every third of it); a dead instance\'s reply is ended within about twice this.'),
+  ON_DISCONNECT: Type.Union([Type.Literal('continue'), Type.Literal('cancel')], { default: 'continue', description: 'A reply whose client disconnects keeps generating (`continue`, so a reconnect gets all of it) or stops (`cancel`).' }),
+  MEMORY_STORE_MAX_CONVERSATIONS: Int(10_000, 1, 'Conversations the in-memory store keeps; the least recently used are dropped first.'),
+  CONVERSATION_TTL_MS: Int(24 * 60 * 60 * 1000, 1000, 'Idle conversations expire after this, in ms.'),
+  HEARTBEAT_INTERVAL_MS: Int(30_000, 0, 'WebSocket ping interval, in ms; a peer that answered no ping since the last one is dropped. 0 disables.'),
+  SHUTDOWN_GRACE_MS: Int(10_000, 0, 'On SIGTERM/SIGINT, after sessions get 1012: how long replies in flight may go on into the log before the process exits, in ms.'),
+  SHUTDOWN_DRAIN_DELAY_MS: Int(0, 0, 'On SIGTERM, how long /readyz fails before sockets are told to reconnect (load balancer catch-up), in ms.'),
+  FAILED_RESPONSE_ERROR_EVENT: Type.Boolean({ default: true, description: 'A reply that fails after response.created also gets an `error` event before its failed response.done.' }),
+  TOOLS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON array of HTTP tools the gateway calls itself: name, description, parameters (JSON Schema), url, timeout_ms (default 10000, at most 120000) and headers (values may name environment variables); the arguments are POSTed as JSON and the response body (up to 64 KiB) is the output (see "Server-side tools"). Absent: none.' })),
+  BUILTIN_TOOLS: Type.String({ default: DEFAULT_BUILTIN_TOOLS, description: 'Built-in tools offered to the model, comma-separated; `none` offers none.' }),
+  MAX_TOOL_STEPS: Int(8, 1, 'Model↔tool rounds allowed per user turn; past it the response ends `incomplete` (`max_tool_steps`).'),
+  MCP_TIMEOUT_MS: Int(15_000, 1, 'Per request to an MCP server (connect, list, call), in ms.'),
+  MCP_SERVERS: Type.Optional(Type.String({ minLength: 2, description: 'JSON array of MCP servers the gateway offers to every session (see "MCP servers"). Absent: none.' })),
+  CHAINS_FILE: Type.Optional(Type.String({ minLength: 1, description: 'JSON or YAML file of named prompt chains (see "Prompt chains"). Absent: none.' })),
+  SIMULATOR_FIRST_TOKEN_DELAY_MS: Int(250, 0, 'Built-in simulator (demo mode): delay before the first token, in ms.'),
+  SIMULATOR_TOKEN_DELAY_MS: Int(30, 0, 'Built-in simulator (demo mode): delay between two tokens, in ms.'),
+  // OpenTelemetry traces, off unless OTEL_TRACES_EXPORTER=otlp or an OTLP endpoint is set (tracing/tracing-config.ts parses them).
+  OTEL_SDK_DISABLED: Type.Optional(Type.String({ description: '`true` turns tracing off whatever else is set.' })),
+  OTEL_TRACES_EXPORTER: Type.Optional(Type.String({ description: '`otlp` turns traces on; `none` keeps them off. Absent: on when an OTLP endpoint is set.' })),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ description: 'OTLP/HTTP collector base URL; spans go to `<it>/v1/traces`. Absent: `http://localhost:4318`.' })),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(Type.String({ description: 'Full URL spans are POSTed to (wins over OTEL_EXPORTER_OTLP_ENDPOINT).' })),
+  OTEL_EXPORTER_OTLP_PROTOCOL: Type.Optional(Type.String({ description: '`http/json` (what is sent); `http/protobuf` is accepted and sent as JSON; `grpc` is refused.' })),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Type.Optional(Type.String({ description: 'As OTEL_EXPORTER_OTLP_PROTOCOL, for traces (wins over it).' })),
+  OTEL_EXPORTER_OTLP_HEADERS: Type.Optional(Type.String({ description: 'Headers of every export, `key=value,…` (values percent-encoded), e.g. a collector token.' })),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: Type.Optional(Type.String({ description: 'More export headers for traces (win over OTEL_EXPORTER_OTLP_HEADERS).' })),
+  OTEL_EXPORTER_OTLP_TIMEOUT: Type.Optional(Type.String({ description: 'Per export request, in ms. Absent: 10000.' })),
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: Type.Optional(Type.String({ description: 'As OTEL_EXPORTER_OTLP_TIMEOUT, for traces (wins over it).' })),
+  OTEL_SERVICE_NAME: Type.Optional(Type.String({ description: '`service.name` of the spans. Absent: from OTEL_RESOURCE_ATTRIBUTES, else `tokenwire`.' })),
+  OTEL_RESOURCE_ATTRIBUTES: Type.Optional(Type.String({ description: 'Resource attributes of the spans, `key=value,…` (e.g. `deployment.environment=prod`).' })),
+  OTEL_TRACES_SAMPLER: Type.Optional(Type.String({ description: '`always_on`, `always_off`, `traceidratio` or their `parentbased_` forms. Absent: `parentbased_always_on`.' })),
+  OTEL_TRACES_SAMPLER_ARG: Type.Optional(Type.String({ description: 'The ratio (0 to 1) of `traceidratio`. Absent: 1.' })),
+  OTEL_BSP_SCHEDULE_DELAY: Type.Optional(Type.String({ description: 'Most time a finished span waits in the batch before export, in ms. Absent: 5000.' }))
 }, { additionalProperties: false })
 
 export type Env = Static<typeof EnvSchema>
@@ -204,6 +181,8 @@ export interface Config {
   }
   /** Prompt chains from CHAINS_FILE (their tools are checked against the registry in buildApp). */
   readonly chains: { readonly file?: string, readonly definitions: readonly ChainDefinition[] }
+  /** OpenTelemetry traces from the standard OTEL_* variables. */
+  readonly tracing: TracingConfig
 }
 
 /** Thrown by `loadConfig` with every problem found, one per line. */
@@ -238,6 +217,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const tools = readTools(known['TOOLS_FILE'], known['BUILTIN_TOOLS'], env, problems)
   const chains = readChains(known['CHAINS_FILE'], problems)
   const mcpServers = readMcpServers(known['MCP_SERVERS'], env, problems)
+  const tracing = readTracing(known, problems)
   const routing = readRouting(known, known['DEFAULT_MODEL'] ?? String(EnvSchema.properties.DEFAULT_MODEL.default), env, problems)
   const contextWindows = readContextWindows(known['CONTEXT_WINDOW_TOKENS'], routing.routes, problems)
   if (problems.length > 0 || !Value.Check(EnvSchema, parsed)) throw new ConfigError(problems)
@@ -310,7 +290,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       maxLogEvents: parsed.EVENT_LOG_MAX_EVENTS
     },
     tools: { ...tools, maxSteps: parsed.MAX_TOOL_STEPS, mcpTimeoutMs: parsed.MCP_TIMEOUT_MS, mcpServers },
-    chains: { ...(known['CHAINS_FILE'] === undefined ? {} : { file: known['CHAINS_FILE'] }), definitions: chains }
+    chains: { ...(known['CHAINS_FILE'] === undefined ? {} : { file: known['CHAINS_FILE'] }), definitions: chains },
+    tracing
   })
 }
 

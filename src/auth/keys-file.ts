@@ -5,7 +5,7 @@
  * so a deployment can hold only the SHA-256 of each key. Every problem names the file and entry.
  */
 import { createHash } from 'node:crypto'
-import { parse as parseYaml } from 'yaml'
+import { isRecord, parseConfigDocument } from '../config-document.js'
 
 /** Per-key overrides of RATE_LIMIT_REQUESTS_PER_MIN, RATE_LIMIT_TOKENS_PER_MIN and MAX_SOCKETS_PER_KEY (0: off). */
 export interface KeyLimits {
@@ -44,13 +44,7 @@ export function parseKeyList (raw: string, problems: string[]): ApiKeyEntry[] {
 
 /** Parses a keys file; `file` names it in messages and picks YAML for .yaml/.yml. */
 export function parseKeysFile (text: string, file: string): ApiKeyEntry[] {
-  const yaml = /\.ya?ml$/i.test(file)
-  let document: unknown
-  try {
-    document = yaml ? parseYaml(text) : JSON.parse(text)
-  } catch (err) {
-    throw new Error(`${file}: not valid ${yaml ? 'YAML' : 'JSON'}: ${err instanceof Error ? err.message : String(err)}`)
-  }
+  const document = parseConfigDocument(text, file)
   const keys = isRecord(document) ? document['keys'] : undefined
   if (!Array.isArray(keys)) throw new Error(`${file}: expected {"keys": [{"key" or "key_sha256", "tenant", "limits"?}]}`)
   return keys.map((entry: unknown, index): ApiKeyEntry => {
@@ -77,8 +71,4 @@ function parseLimits (raw: unknown, at: string): KeyLimits {
     limits[LIMIT_NAMES[name as keyof typeof LIMIT_NAMES]] = value
   }
   return limits
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -3,7 +3,7 @@
  * `{"chains": {"<name>": {"steps": [{"name", "prompt", "model"?, "instructions"?, "tools"?}]}}}`.
  * Every problem names the file and the entry, and fails start-up.
  */
-import { parse as parseYaml } from 'yaml'
+import { isRecord, parseConfigDocument } from '../config-document.js'
 import { compileTemplate, type Template } from './template.js'
 
 export interface ChainStep {
@@ -24,12 +24,7 @@ const NAME = /^[a-zA-Z0-9_-]{1,64}$/
 
 /** Parses and checks a chains file. Tool names are checked later, against the tool registry. */
 export function parseChainsFile (text: string, file: string): ChainDefinition[] {
-  let document: unknown
-  try {
-    document = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text)
-  } catch (err) {
-    throw new Error(`${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${err instanceof Error ? err.message : String(err)}`)
-  }
+  const document = parseConfigDocument(text, file)
   const chains = isRecord(document) ? document['chains'] : undefined
   if (!isRecord(chains)) throw new Error(`${file}: expected {"chains": {"<name>": {"steps": [...]}}}`)
   return Object.entries(chains).map(([name, chain]) => {
@@ -80,8 +75,4 @@ function optionalString (step: Record<string, unknown>, key: string, at: string)
   if (value === undefined) return undefined
   if (typeof value !== 'string') throw new Error(`${at}: "${key}" must be a string`)
   return value
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

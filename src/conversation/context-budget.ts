@@ -50,7 +50,8 @@ const KNOWN: ReadonlyArray<KnownModel & { readonly model: string }> = [
 /** The published limits of `model`, or of the base model of an `ft:<base>:…` fine-tune. */
 export function knownModel (model: string): KnownModel | undefined {
   const base = model.startsWith('ft:') ? model.slice(3).split(':')[0] ?? '' : model
-  return matchModel(KNOWN, base)
+  const known = matchModel(KNOWN, base)
+  return known === undefined ? undefined : { window: known.window, maxOutput: known.maxOutput }
 }
 
 /** The input budget of one request: `window` minus `reserve` (the reply's room). */

@@ -57,6 +57,8 @@ export class EventCursor {
       this.#pending.push({ firstSeq, events })
       return
     }
+    // Already delivered (the feed's copy of a local commit, or the other way round): nothing to do.
+    if (firstSeq + events.length - 1 <= this.#seq) return
     for (const [i, event] of events.entries()) {
       const seq = firstSeq + i
       if (seq <= this.#seq) continue

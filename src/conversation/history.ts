@@ -124,18 +124,19 @@ function messageTokens (message: ChatMessage, count: (text: string) => number): 
 }
 
 /**
- * The request's messages as turns that are never split: each turn starts at a user or assistant
- * message and takes the `tool` messages after it (an assistant's tool calls and their outputs —
- * MCP calls included — travel together). System messages (the instructions, system items) are
- * pinned: always sent, where they stand.
+ * The request's messages as turns, which are kept or left out whole: a turn is a user message and
+ * everything after it up to the next one — the assistant's answers, its tool calls and their
+ * outputs (MCP calls included), so a call is never parted from its output. Messages before the
+ * first user message make a turn of their own. System messages (the instructions, system items)
+ * are pinned: always sent, where they stand.
  */
 function turnsOf (messages: readonly ChatMessage[]): { pinned: number[], turns: number[][] } {
   const pinned: number[] = []
   const turns: number[][] = []
   for (const [index, message] of messages.entries()) {
     if (message.role === 'system') pinned.push(index)
-    else if (message.role === 'tool' && turns.length > 0) turns.at(-1)?.push(index)
-    else turns.push([index])
+    else if (message.role === 'user' || turns.length === 0) turns.push([index])
+    else turns.at(-1)?.push(index)
   }
   return { pinned, turns }
 }
@@ -166,9 +167,7 @@ export async function fitToContext (request: ModelRequest, config: ContextBudget
   const truncation = request.truncation ?? 'auto'
   const postInstructions = typeof truncation === 'object' ? truncation.token_limits?.post_instructions : undefined
   const limit = Math.min(budget - pinnedTokens, postInstructions ?? Number.POSITIVE_INFINITY)
-  const lastUser = turns.findLastIndex((turn) => request.messages[turn[0] ?? -1]?.role === 'user')
-  const mandatoryFrom = lastUser === -1 ? turns.length - 1 : lastUser
-  const start = limit < 0 ? undefined : planStart(costs, mandatoryFrom, limit, truncation)
+  const start = limit < 0 ? undefined : planStart(costs, turns.length - 1, limit, truncation)
   if (start === undefined) {
     const needed = pinnedTokens + costs.reduce((sum, cost) => sum + cost, 0)
     const why = truncation === 'disabled'

@@ -3,6 +3,7 @@
  * shared by every local socket attached to it and by every response generated here, so events
  * fan out to all local sockets and a cancel from any instance reaches the response where it runs.
  */
+import { deviceAttached, deviceDetached } from '../diagnostics.js'
 import { gatewayError, type GatewayError } from '../errors.js'
 import type { Log } from '../logger.js'
 import type { AppendResult, LiveFeed, LiveMessage } from '../store/conversation-store.js'
@@ -51,13 +52,14 @@ export class ConversationHubs {
       // The hub may have been closed while we waited for its subscription: open a fresh one.
       if (this.#hubs.get(conversationId) !== hub) continue
       hub.members.add(member)
+      if (deviceAttached.hasSubscribers) deviceAttached.publish(conversationId)
       return
     }
   }
 
   leave (conversationId: string, member: HubMember): void {
     const hub = this.#hubs.get(conversationId)
-    hub?.members.delete(member)
+    if (hub?.members.delete(member) === true && deviceDetached.hasSubscribers) deviceDetached.publish(conversationId)
     this.#maybeClose(conversationId)
   }
 

@@ -12,6 +12,7 @@
  * other instance's clients get them too, and local sockets skip the copies they already saw.
  */
 import { randomUUID } from 'node:crypto'
+import { storeAppend } from '../diagnostics.js'
 import { isGatewayError } from '../errors.js'
 import type { Item } from '../protocol/events.js'
 import type { AppendRequest, AppendResult, ConversationStore, ItemOp } from '../store/conversation-store.js'
@@ -139,7 +140,9 @@ export class ConversationWriter {
     batch.sealed = true
     this.#lastCommitAt = performance.now()
     const { fence } = this.#options
-    const ops = [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: structuredClone(item) }))]
+    // A shallow copy is a snapshot: a run replaces an item's fields (content, status, arguments…),
+    // never mutates them in place; the store copies or serialises what it keeps.
+    const ops = batch.dirty.size === 0 ? batch.ops : [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: { ...item } }))]
     const request: AppendRequest = {
       id: batch.id,
       events: batch.events,
@@ -150,7 +153,7 @@ export class ConversationWriter {
     if (batch.shown) this.#options.holdLocal()
     let result: AppendResult | undefined
     try {
-      result = await this.#options.store.append(this.#options.conversationId, request)
+      result = await storeAppend.tracePromise(async () => await this.#options.store.append(this.#options.conversationId, request), { conversationId: this.#options.conversationId, events: batch.events.length })
     } catch (err) {
       if (batch.shown) this.#options.releaseLocal()
       if (isGatewayError(err) && err.code === 'GW_ERR_STORE_UNAVAILABLE') {

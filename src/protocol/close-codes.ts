@@ -6,6 +6,8 @@
 export const CloseCodes = {
   /** Normal closure: the client or the server ended the session on purpose. */
   NORMAL: 1000,
+  /** A frame broke the WebSocket protocol (bad opcode, reserved bits, unmasked; sent by ws itself). */
+  PROTOCOL_ERROR: 1002,
   /** A text frame was not valid UTF-8 (sent by ws itself). */
   INVALID_PAYLOAD: 1007,
   /** A frame was larger than MAX_FRAME_BYTES (sent by ws itself). */

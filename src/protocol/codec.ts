@@ -52,10 +52,10 @@ export function createCodec (options: CodecOptions): Codec {
         return { ok: false, error: gatewayError('GW_ERR_PROTOCOL_INVALID_JSON', [(err as Error).message]) }
       }
       if (!isRecord(value)) return { ok: false, error: gatewayError('GW_ERR_PROTOCOL_INVALID_JSON', ['expected an object']) }
-      // Deeper nesting would cost the validator and every later JSON.stringify their stack.
-      if (tooDeep(value, MAX_JSON_DEPTH)) return { ok: false, error: gatewayError('GW_ERR_PROTOCOL_INVALID_JSON', [`nested deeper than ${MAX_JSON_DEPTH} levels`]) }
       const eventId = typeof value['event_id'] === 'string' ? value['event_id'] : undefined
       const fail = (error: GatewayError): DecodeResult => eventId === undefined ? { ok: false, error } : { ok: false, error, eventId }
+      // Deeper nesting would cost the validator and every later JSON.stringify their stack.
+      if (tooDeep(value, MAX_JSON_DEPTH)) return fail(gatewayError('GW_ERR_PROTOCOL_INVALID_JSON', [`nested deeper than ${MAX_JSON_DEPTH} levels`]))
       const type = value['type']
       if (typeof type !== 'string') return fail(invalid('event', '"type" must be a string', 'type'))
       if (AudioEventTypes.has(type)) return fail(gatewayError('GW_ERR_PROTOCOL_AUDIO_UNSUPPORTED', [type], { param: 'type' }))

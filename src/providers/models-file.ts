@@ -4,7 +4,7 @@
  * Parsed and checked once at boot; every problem names the file and the entry. Keys are never in
  * the file: `apiKeyEnv` names the environment variable that holds one.
  */
-import { parse as parseYaml } from 'yaml'
+import { isHttpUrl, isRecord, parseConfigDocument } from '../config-document.js'
 
 /** One route: the models it matches and the upstream that serves them. */
 export interface ModelRoute {
@@ -58,13 +58,7 @@ export function modelNameProblem (name: string, patternAllowed: boolean): string
  * by each route's `apiKeyEnv`; the error for missing ones lists all of them at once.
  */
 export function parseModelsFile (text: string, file: string, env: Readonly<Record<string, string | undefined>>): ModelRoute[] {
-  const yaml = /\.ya?ml$/i.test(file)
-  let document: unknown
-  try {
-    document = yaml ? parseYaml(text) : JSON.parse(text)
-  } catch (err) {
-    throw new Error(`${file}: not valid ${yaml ? 'YAML' : 'JSON'}: ${err instanceof Error ? err.message : String(err)}`)
-  }
+  const document = parseConfigDocument(text, file)
   const models = isRecord(document) ? document['models'] : undefined
   if (!isRecord(models) || Object.keys(models).length === 0) {
     throw new Error(`${file}: expected {"models": {"<model name or prefix*>": {"baseURL": "…", "apiKeyEnv": "…"}}} with at least one model`)
@@ -157,17 +151,4 @@ export function checkRouting (routes: readonly ModelRoute[], facts: RoutingFacts
   }
   if (!served(facts.defaultModel)) problems.push(`DEFAULT_MODEL: ${JSON.stringify(facts.defaultModel)}: ${noDefault}`)
   return problems
-}
-
-function isHttpUrl (url: string): boolean {
-  try {
-    const { protocol } = new URL(url)
-    return protocol === 'http:' || protocol === 'https:'
-  } catch {
-    return false
-  }
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -8,9 +8,7 @@ import type { Config } from '../config.js'
 import { gatewayError, isGatewayError } from '../errors.js'
 import type { Log } from '../logger.js'
 import { matchModel, type ModelRoute } from './models-file.js'
-import { createOpenAIProvider } from './openai.js'
 import type { ModelProvider } from './provider.js'
-import { withRetry } from './with-retry.js'
 
 /** One upstream: where, and with which key. */
 export interface Upstream {
@@ -112,28 +110,18 @@ function upstreamOf (route: ModelRoute): Upstream {
  * The model names clients may ask for by name: DEFAULT_MODEL, then every exact (non-pattern)
  * name of MODELS_FILE, in file order, each once. (`GET /v1/models` lists these.)
  */
-export function configuredModels (config: Config): string[] {
+export function configuredModels (config: Pick<Config, 'upstream'>): string[] {
   const names = [config.upstream.defaultModel, ...config.upstream.routing.routes.map((route) => route.model).filter((name) => !name.endsWith('*'))]
   return [...new Set(names)]
 }
 
 /**
- * The gateway's upstream provider: one upstream (`defaultUpstream`) with retries, or — with
- * MODELS_FILE or UPSTREAM_FALLBACK_MODELS — the router over every configured upstream, each with
- * its retries. The default upstream serves unrouted models unless MODELS_FILE is the only
- * upstream configuration.
+ * The gateway's upstream provider: the default upstream's alone, or — with MODELS_FILE or
+ * UPSTREAM_FALLBACK_MODELS — the router over every configured upstream. `createProvider` builds
+ * one upstream's provider (with its retries). The default upstream serves unrouted models unless
+ * MODELS_FILE is the only upstream configuration.
  */
-export function createUpstreamProvider (config: Config, defaultUpstream: Upstream, log: Log): ModelProvider {
-  const { upstream } = config
-  const createProvider = (target: Upstream): ModelProvider => withRetry(
-    createOpenAIProvider({ baseURL: target.baseURL, apiKey: target.apiKey, timeoutMs: upstream.timeoutMs, idleTimeoutMs: upstream.idleTimeoutMs, logger: log.child({ component: 'upstream', baseURL: target.baseURL }) }),
-    {
-      maxRetries: upstream.maxRetries,
-      maxDelayMs: upstream.maxRetryDelayMs,
-      onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, baseURL: target.baseURL }, 'upstream retry')
-    }
-  )
-  const { routing } = upstream
+export function createUpstreamProvider (routing: Config['upstream']['routing'], defaultUpstream: Upstream, createProvider: (upstream: Upstream) => ModelProvider, log: Log): ModelProvider {
   if (routing.routes.length === 0 && routing.fallbackModels.length === 0) return createProvider(defaultUpstream)
   return createModelRouter({
     routes: routing.routes,

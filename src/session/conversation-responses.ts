@@ -5,6 +5,7 @@
  */
 import type { ConversationHubs } from '../conversation/hub.js'
 import { ConversationWriter } from '../conversation/writer.js'
+import { responseReserve } from '../diagnostics.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
 import { newId } from '../ids.js'
 import type { Log } from '../logger.js'
@@ -57,6 +58,7 @@ export class ConversationResponses {
    */
   async reserve (conversationId: string, responseId: string, log: Log): Promise<ResponseSlot> {
     const { backend, instanceId, leaseTtlMs } = this.#options
+    if (responseReserve.hasSubscribers) responseReserve.publish(responseId)
     let grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs)
     // Another instance may be ending a dead instance's response right now; that takes one
     // append, so wait for it briefly instead of refusing the client.
@@ -166,7 +168,9 @@ export class ConversationResponses {
         status_details: { type: 'incomplete', error: { type: 'server_error', code: 'generator_lost' } },
         output,
         conversation_id: conversationId,
-        output_modalities: ['text']
+        output_modalities: ['text'],
+        // Every response.done carries usage; what the dead instance used was never counted.
+        usage: { total_tokens: 0, input_tokens: 0, output_tokens: 0 }
       }
     }
     writer.emit(JSON.stringify(done), undefined, { responseId: orphan.responseId, state: 'end' })

@@ -2,6 +2,7 @@
  * One response: drives a ModelProvider stream and turns it into the Realtime event sequence
  * (created → output items, parts and deltas → done), however it ends. Framework-free.
  */
+import { responseDone, responseOutput, responseStarted, upstreamEnd } from '../diagnostics.js'
 import { isGatewayError, type GatewayError } from '../errors.js'
 import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
 import type { FinishReason, ModelProvider, ModelRequest, TokenUsage } from '../providers/provider.js'
@@ -102,11 +103,13 @@ export class ResponseRun {
   /** Runs to the end and resolves the final response; never rejects. */
   async run (): Promise<ResponseResource> {
     const emit = this.#emit
+    if (responseStarted.hasSubscribers) responseStarted.publish({ run: this, id: this.id, model: this.#options.request.model, conversationId: this.#options.conversationId, request: this.#options.request })
     emit({ type: 'response.created', response: this.#resource('in_progress') })
     let finish: FinishReason | undefined
     let failure: unknown
     try {
       for await (const event of this.#options.provider.stream(this.#options.request, this.#controller.signal)) {
+        if (responseOutput.hasSubscribers && event.type !== 'usage' && event.type !== 'finish') responseOutput.publish(this)
         switch (event.type) {
           case 'text': this.#onText(event.delta); break
           case 'tool_call': this.#onToolCall(event.index, event.callId, event.name); break
@@ -125,6 +128,7 @@ export class ResponseRun {
         this.#options.onError?.(err)
       }
     }
+    if (upstreamEnd.hasSubscribers) upstreamEnd.publish(failure === undefined ? { request: this.#options.request } : { request: this.#options.request, error: failure })
     // The SDK's iterator ends quietly on abort: the outcome comes from our own state.
     this.#closeItems('incomplete')
     if (this.#usage === undefined) await this.#estimateUsage()
@@ -133,6 +137,7 @@ export class ResponseRun {
     if (response.status === 'failed' && this.#options.errorEvent === true && error !== undefined) {
       emit({ type: 'error', error: { type: error.type ?? 'server_error', code: error.code ?? null, message: (error as { message?: string }).message ?? 'The response failed', param: null, event_id: null } })
     }
+    if (responseDone.hasSubscribers) responseDone.publish({ run: this, id: this.id, model: this.#options.request.model, request: this.#options.request, response })
     emit({ type: 'response.done', response })
     this.#options.onDone?.(response)
     return response

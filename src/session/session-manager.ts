@@ -41,9 +41,23 @@ export class SessionManager {
     this.#draining = true
   }
 
-  /** Closes every session with 1012 (service restart). */
+  /** Events received before the drain, still being handled (a `response.create` taking its lease). */
+  readonly #handling: Array<Promise<void>> = []
+
+  /** Closes every session with 1012 (service restart); the events they already received are still handled. */
   drain (): void {
     this.#draining = true
-    for (const session of this.#sessions) session.close(CloseCodes.SERVICE_RESTART, 'server shutting down')
+    for (const session of this.#sessions) {
+      session.close(CloseCodes.SERVICE_RESTART, 'server shutting down')
+      this.#handling.push(session.settled())
+    }
+  }
+
+  /** Resolves once the drained sessions handled what they had received, or after `graceMs`. */
+  async settled (graceMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs).unref() })
+    await Promise.race([Promise.allSettled(this.#handling), grace])
+    clearTimeout(timer)
   }
 }

@@ -124,6 +124,11 @@ export class Session {
   #closed = false
   /** Client events received and not handled yet (MAX_PENDING_EVENTS). */
   #pending = 0
+  /**
+   * Closed by the server (shutdown): events already received are still handled, so a
+   * `response.create` the client sent just before its 1012 is not lost (it goes to the log).
+   */
+  #finishQueued = false
   /** MCP servers this session's `mcp` tools named (and the gateway's own, behind them). */
   readonly #mcp: SessionMcp
   /** Batches shown to this socket before the store took them (degraded mode). */
@@ -192,7 +197,7 @@ export class Session {
     }
     this.#pending++
     this.#queue = this.#queue.then(async () => {
-      if (this.#closed) return
+      if (this.#closed && !this.#finishQueued) return
       if (!decoded.ok) return this.#sendError(decoded.error, decoded.eventId)
       try {
         await this.#handle(decoded.event)
@@ -218,8 +223,14 @@ export class Session {
 
   /** Ends the session from the server side, e.g. on shutdown (1012). */
   close (code: number, reason: string): void {
+    if (code === CloseCodes.SERVICE_RESTART) this.#finishQueued = true
     this.#options.socket.close(code, reason)
     this.closed(code)
+  }
+
+  /** Resolves once every event received so far has been handled (shutdown waits for it). */
+  async settled (): Promise<void> {
+    await this.#queue
   }
 
   async #open (): Promise<void> {
@@ -687,11 +698,16 @@ export class Session {
     this.#sendFrame(encode({ event_id: this.#nextEventId(), ...event }))
   }
 
-  /** The single exit to the socket: enforces MAX_PENDING_BYTES. */
+  /**
+   * The single exit to the socket: enforces MAX_PENDING_BYTES. A frame is always sent when
+   * nothing is waiting (one large event is not a slow client); otherwise the queue plus the
+   * frame must fit.
+   */
   #sendFrame (frame: string): void {
     const socket = this.#options.socket
     if (!socket.isOpen) return
-    if (socket.bufferedAmount + frame.length > this.#options.limits.maxPendingBytes) {
+    const buffered = socket.bufferedAmount
+    if (buffered > 0 && buffered + Buffer.byteLength(frame) > this.#options.limits.maxPendingBytes) {
       this.#log.warn({ bufferedAmount: socket.bufferedAmount }, 'slow consumer')
       this.close(CloseCodes.SLOW_CONSUMER, 'client reads too slowly (MAX_PENDING_BYTES)')
       return

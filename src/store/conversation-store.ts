@@ -7,6 +7,7 @@
  */
 import type { RateLimitStore } from '../limits/rate-limits.js'
 import type { Item } from '../protocol/events.js'
+import type { UsageStore } from './usage-store.js'
 
 /**
  * Marker an appended event may carry as the JSON value of `previous_item_id`; the store
@@ -131,6 +132,8 @@ export interface Backend {
   readonly leases: LeaseStore
   /** Per-key rate limits and socket slots, shared like the conversations. */
   readonly limits: RateLimitStore
+  /** Token usage per tenant per day (usage-store.ts). */
+  readonly usage: UsageStore
   /** Whether the backend can serve requests now (for /readyz). */
   ready (): Promise<boolean>
   close (): Promise<void>

@@ -6,6 +6,7 @@
 import { gatewayError } from '../errors.js'
 import { createMemoryRateLimits } from '../limits/rate-limits.js'
 import type { Item } from '../protocol/events.js'
+import { createMemoryUsage } from './usage-memory.js'
 import {
   stampEvent,
   type AppendRequest, type AppendResult, type Backend, type ConversationStore, type LeaseGrant,
@@ -174,6 +175,7 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
     live,
     leases,
     limits: createMemoryRateLimits(now),
+    usage: createMemoryUsage(now),
     ready: async () => true,
     async close () {
       clearInterval(sweep)

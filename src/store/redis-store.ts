@@ -13,10 +13,12 @@
  * - Reconnects go on forever: 100 ms, 200 ms, 400 ms, … capped at 1 s; connect timeout 2 s.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { observeStoreError } from '../diagnostics.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
 import { createRedisRateLimits } from '../limits/redis-rate-limits.js'
 import type { Log } from '../logger.js'
 import type { Item } from '../protocol/events.js'
+import { createRedisUsage } from './usage-redis.js'
 import type {
   AppendRequest, AppendResult, Backend, ConversationStore, LeaseGrant, LeaseStore, LiveFeed,
   LiveMessage, LogEntry, Snapshot
@@ -363,7 +365,7 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
       await whenReady(client, READY_WAIT_MS)
       return await call() as T
     } catch (err) {
-      throw toStoreError(err, log, context)
+      throw observeStoreError(toStoreError(err, log, context))
     }
   }
 
@@ -465,6 +467,7 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
     live,
     leases,
     limits: createRedisRateLimits({ client, keyPrefix: options.keyPrefix, run: async (call) => await run(call) }),
+    usage: createRedisUsage({ client, keyPrefix: options.keyPrefix }),
     async ready () {
       if (closed) return false
       try {

@@ -7,6 +7,7 @@
  *      "url": "https://tools.internal/search", "timeout_ms": 5000,
  *      "headers": { "Authorization": "Bearer ${SEARCH_TOKEN}" } }]
  */
+import { isHttpUrl, isRecord } from '../config-document.js'
 import { compileParameters, TOOL_NAME_PATTERN } from './registry.js'
 
 export interface HttpToolDefinition {
@@ -44,7 +45,7 @@ export function parseToolsFile (text: string, file: string, env: Readonly<Record
   if (!Array.isArray(document)) throw new Error(`${file}: must be a JSON array of tool definitions`)
   const seen = new Map<string, number>()
   return document.map((entry: unknown, index) => {
-    const name = isObject(entry) && typeof entry['name'] === 'string' ? entry['name'] : undefined
+    const name = isRecord(entry) && typeof entry['name'] === 'string' ? entry['name'] : undefined
     const label = `${file}: entry ${index}${name === undefined ? '' : ` (${JSON.stringify(name.slice(0, 80))})`}`
     try {
       const definition = parseEntry(entry, env)
@@ -59,14 +60,14 @@ export function parseToolsFile (text: string, file: string, env: Readonly<Record
 }
 
 function parseEntry (entry: unknown, env: Readonly<Record<string, string | undefined>>): HttpToolDefinition {
-  if (!isObject(entry)) throw new Error('must be an object')
+  if (!isRecord(entry)) throw new Error('must be an object')
   const unknown = Object.keys(entry).find((key) => !FIELDS.has(key))
   if (unknown !== undefined) throw new Error(`unknown field ${JSON.stringify(unknown)} (allowed: ${[...FIELDS].join(', ')})`)
 
   const { name, description, parameters, url, headers } = entry
   if (typeof name !== 'string' || !TOOL_NAME_PATTERN.test(name)) throw new Error(`name must match ${String(TOOL_NAME_PATTERN)}`)
   if (typeof description !== 'string' || description.trim() === '') throw new Error('description must be a non-empty string')
-  if (!isObject(parameters)) throw new Error('parameters must be a JSON Schema object')
+  if (!isRecord(parameters)) throw new Error('parameters must be a JSON Schema object')
   try {
     compileParameters(parameters)
   } catch (err) {
@@ -83,7 +84,7 @@ function parseEntry (entry: unknown, env: Readonly<Record<string, string | undef
 
 export function resolveHeaders (headers: unknown, env: Readonly<Record<string, string | undefined>>): Record<string, string> {
   if (headers === undefined) return {}
-  if (!isObject(headers)) throw new Error('headers must be an object of header name to string value')
+  if (!isRecord(headers)) throw new Error('headers must be an object of header name to string value')
   const resolved: Record<string, string> = {}
   const names = new Set<string>()
   for (const [header, template] of Object.entries(headers)) {
@@ -103,19 +104,6 @@ export function resolveHeaders (headers: unknown, env: Readonly<Record<string, s
     resolved[header] = value
   }
   return resolved
-}
-
-function isHttpUrl (url: string): boolean {
-  try {
-    const { protocol } = new URL(url)
-    return protocol === 'http:' || protocol === 'https:'
-  } catch {
-    return false
-  }
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /** ` at line 3, column 7`, from the `position N` of a JSON.parse error, when it has one. */

@@ -8,6 +8,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import type { Config } from '../config.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
+import { socketFrame } from '../diagnostics.js'
 import { newId } from '../ids.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { createCodec } from '../protocol/codec.js'
@@ -20,6 +21,7 @@ import type { SessionMcp } from '../session/session-mcp.js'
 import type { SessionManager } from '../session/session-manager.js'
 import type { SessionSocket } from '../session/socket.js'
 import { connectMcp } from '../tools/mcp.js'
+import { withTenant } from '../usage/with-tenant.js'
 import type { Backend } from '../store/conversation-store.js'
 import type { KeyRing, Principal } from '../auth/key-ring.js'
 import { authenticate } from './auth.js'
@@ -77,6 +79,14 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
     },
     preClose: async () => {
       sessions.drain()
+    },
+    // A client's broken frames (invalid UTF-8, unmasked, oversize) are its problem, not ours: ws
+    // has already sent the close code; log them below error. Anything else is a gateway bug.
+    errorHandler: (error, socket, request) => {
+      const code = (error as { code?: unknown }).code
+      if (typeof code === 'string' && code.startsWith('WS_ERR_')) request.log.debug({ code, message: error.message }, 'client broke the websocket protocol')
+      else request.log.error({ err: error }, 'websocket handler failed')
+      socket.terminate()
     }
   })
   // A refused upgrade (401, 403, 429…) answers on a socket the HTTP server does not track: close
@@ -146,7 +156,7 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
       responses,
       tools,
       chains,
-      provider,
+      provider: withTenant(provider, principal.tenant, app),
       ...(conversationId === undefined ? {} : { attach: { conversationId, ...(resumeAfter === undefined ? {} : { resumeAfter }) } }),
       tenant: principal.tenant,
       model: presets?.model ?? request.query.model ?? config.upstream.defaultModel,
@@ -184,7 +194,11 @@ function holdSocketSlot (socket: WebSocket, backend: Backend, keyId: string, slo
 /** Adapts a `ws` socket to what a Session needs. */
 function adapt (socket: WebSocket): SessionSocket {
   return {
-    send: (data) => { if (socket.readyState === socket.OPEN) socket.send(data) },
+    send: (data) => {
+      if (socket.readyState !== socket.OPEN) return
+      socket.send(data)
+      if (socketFrame.hasSubscribers) socketFrame.publish(data)
+    },
     get bufferedAmount () { return socket.bufferedAmount },
     get isOpen () { return socket.readyState === socket.OPEN },
     close: (code, reason) => { if (socket.readyState <= socket.OPEN) socket.close(code, reason) }
