@@ -49,7 +49,9 @@ async function main (): Promise<void> {
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
   const scheme = config.tls === undefined ? 'ws' : 'wss'
+  const browserHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
   app.log.info({
+    chat: `${config.tls === undefined ? 'http' : 'https'}://${browserHost}:${port}/`,
     endpoint: `${scheme}://${config.host}:${port}/v1/realtime?model=${config.upstream.defaultModel}`,
     port,
     upstream: config.upstream.kind,

@@ -60,9 +60,10 @@ export class ConversationResponses {
     const { backend, instanceId, leaseTtlMs } = this.#options
     if (responseReserve.hasSubscribers) responseReserve.publish(responseId)
     let grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs)
-    // Another instance may be ending a dead instance's response right now; that takes one
-    // append, so wait for it briefly instead of refusing the client.
-    for (let attempt = 0; !grant.granted && grant.holderResponseId.startsWith('recovery_') && attempt < RECOVERY_WAIT_ATTEMPTS; attempt++) {
+    // Another instance may be ending a dead instance's response right now (one append), or the
+    // holder's response is done and its lease about to be released (a client that saw
+    // response.done may ask again at once): wait for either briefly instead of refusing.
+    for (let attempt = 0; !grant.granted && (grant.idle || grant.holderResponseId.startsWith('recovery_')) && attempt < RECOVERY_WAIT_ATTEMPTS; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, RECOVERY_WAIT_MS))
       grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs)
     }

@@ -109,7 +109,11 @@ export interface LiveFeed {
 
 export type LeaseGrant =
   | { readonly granted: true, readonly fence: number, readonly orphan?: { readonly responseId: string, readonly items: Item[] } }
-  | { readonly granted: false, readonly holderResponseId: string }
+  /**
+   * `idle`: the holder has no response active now — its turn is between responses (server-side
+   * tools running) or about to release the lease, which a client that saw response.done may race.
+   */
+  | { readonly granted: false, readonly holderResponseId: string, readonly idle: boolean }
 
 export interface LeaseStore {
   /**

@@ -148,7 +148,7 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
     async acquire (id, owner, responseId, ttlMs): Promise<LeaseGrant> {
       const c = require(id)
       const held = liveLease(c)
-      if (held !== undefined) return { granted: false, holderResponseId: held.responseId }
+      if (held !== undefined) return { granted: false, holderResponseId: held.responseId, idle: c.active === undefined }
       const fence = ++c.fence
       c.lease = { fence, owner, responseId, expiresAt: now() + ttlMs }
       if (c.active === undefined) return { granted: true, fence }

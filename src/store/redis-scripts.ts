@@ -251,7 +251,11 @@ return redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+')
 export const ACQUIRE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('TOKENWIRE NOTFOUND') end
 local held = redis.call('GET', KEYS[2])
-if held then return { 0, string.match(held, '^%d+|.*|([^|]*)$') or '' } end
+if held then
+  local idle = 0
+  if (redis.call('HGET', KEYS[1], 'active') or '') == '' then idle = 1 end
+  return { 0, string.match(held, '^%d+|.*|([^|]*)$') or '', idle }
+end
 local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 local holder = ARGV[1] .. '|' .. ARGV[2]
 redis.call('HSET', KEYS[1], 'holder', holder)

@@ -309,7 +309,7 @@ function toStoreError (err: unknown, log: Log, context: { conversationId?: strin
 type SnapshotReply = [string, number, number, string, number, number, string[], string[]]
 type AppendReply = [number, string, string[]]
 type ReadLogReply = Array<[string, string[]]>
-type AcquireReply = [0, string] | [1, number] | [1, number, string, string[]]
+type AcquireReply = [0, string, number] | [1, number] | [1, number, string, string[]]
 
 export function createRedisBackend (options: RedisBackendOptions): Backend {
   if (/[{}]/.test(options.keyPrefix)) throw new TypeError('keyPrefix must not contain { or }: it would break the hash tag')
@@ -446,7 +446,7 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
         () => client.twAcquire(k.meta, k.lease, k.order, k.items, k.activeItems, owner, responseId, Math.max(1, Math.ceil(leaseTtlMs))),
         { conversationId }
       )
-      if (reply[0] === 0) return { granted: false, holderResponseId: reply[1] }
+      if (reply[0] === 0) return { granted: false, holderResponseId: reply[1], idle: reply[2] === 1 }
       if (reply.length === 2) return { granted: true, fence: reply[1] }
       const [, fence, orphanId, open] = reply
       return { granted: true, fence, orphan: { responseId: orphanId, items: open.map((json) => JSON.parse(json) as Item) } }

@@ -472,7 +472,12 @@ export function conversationStoreContract (
         const grant = await granted(id, 'resp_1')
         expect(grant.fence).toBeGreaterThanOrEqual(1)
         expect(grant.orphan).toBeUndefined()
-        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).toEqual({ granted: false, holderResponseId: 'resp_1' })
+        // No response marked active yet: the holder is idle (between responses, or about to release).
+        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).toEqual({ granted: false, holderResponseId: 'resp_1', idle: true })
+        await backend.conversations.append(id, { events: [deltaEvent(1)], fence: grant.fence, active: { responseId: 'resp_1', state: 'start' } })
+        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).toEqual({ granted: false, holderResponseId: 'resp_1', idle: false })
+        await backend.conversations.append(id, { events: [deltaEvent(2)], fence: grant.fence, active: { responseId: 'resp_1', state: 'end' } })
+        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).toEqual({ granted: false, holderResponseId: 'resp_1', idle: true })
         expect((await backend.conversations.snapshot(id, tenant))?.leased).toBe(true)
         expect(await backend.leases.refresh(id, grant.fence, LEASE_MS)).toBe(true)
         expect(await backend.leases.refresh(id, grant.fence + 1, LEASE_MS)).toBe(false)
@@ -510,7 +515,7 @@ export function conversationStoreContract (
         expect(late.firstSeq).toBe(1)
         expect(await backend.leases.refresh(id, old.fence, LEASE_MS)).toBe(true)
         expect((await backend.conversations.snapshot(id, tenant))?.leased).toBe(true)
-        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).toEqual({ granted: false, holderResponseId: 'resp_1' })
+        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS)).toEqual({ granted: false, holderResponseId: 'resp_1', idle: true })
         await backend.leases.release(id, old.fence)
       })
 

@@ -71,7 +71,8 @@ describe.each(backends())('on $name', ({ options }) => {
     onA.ws.terminate()
     const lastSeen = seen.at(-1)
     if (lastSeen === undefined) throw new Error('no delta')
-    const before = onA.events.filter((e) => e.type === 'response.output_text.delta')
+    // What the client had when it resumed: up to its cursor (more may have arrived before the cut).
+    const before = onA.events.slice(0, onA.events.indexOf(lastSeen) + 1).filter((e) => e.type === 'response.output_text.delta')
 
     const onB = await connect(attachUrl(b.url, onA.conversationId, lastSeen.event_id))
     const rest = await onB.until('response.done')
