@@ -1,5 +1,5 @@
 /**
- * Pieces shared by the load benchmarks (run.ts, redis.ts): statistics, the per-mode recorder,
+ * Pieces of the in-process load benchmark (run.ts): statistics, the per-mode recorder,
  * the plain `ws` Realtime client that drives one gateway session turn by turn, and the JSON
  * writer. Nothing here starts servers.
  */
@@ -8,6 +8,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
+import { round3, summarize } from '../lib/stats.js'
 
 export const MODEL = 'gpt-4o'
 /** Longest a single turn (or the connect phase) may take before it counts as an error. */
@@ -23,44 +24,9 @@ export function intFlag (name: string, raw: string, min: number, max: number): n
 }
 
 // ---------------------------------------------------------------------------------------------
-// Statistics
+// Statistics (shared with the harness)
 
-export interface Summary {
-  n: number
-  min: number
-  mean: number
-  p50: number
-  p95: number
-  p99: number
-  max: number
-}
-
-export const round3 = (value: number): number => Math.round(value * 1000) / 1000
-
-/** Nearest-rank percentile of an ascending array. */
-export function percentile (sorted: readonly number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
-  return sorted[Math.min(sorted.length, rank) - 1] ?? Number.NaN
-}
-
-export function summarize (values: readonly number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mean = sorted.reduce((sum, v) => sum + v, 0) / (sorted.length || 1)
-  return {
-    n: sorted.length,
-    min: round3(sorted[0] ?? Number.NaN),
-    mean: round3(sorted.length === 0 ? Number.NaN : mean),
-    p50: round3(percentile(sorted, 50)),
-    p95: round3(percentile(sorted, 95)),
-    p99: round3(percentile(sorted, 99)),
-    max: round3(sorted.at(-1) ?? Number.NaN)
-  }
-}
-
-/** Finite numbers only, so the JSON never carries NaN (which would become null silently). */
-export const finite = (value: number): number | null => Number.isFinite(value) ? round3(value) : null
-
-export const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`
+export { finite, mb, percentile, round3, summarize, type Summary } from '../lib/stats.js'
 
 // ---------------------------------------------------------------------------------------------
 // Turns

@@ -7,7 +7,7 @@
  * the figures that matter are the gateway's numbers relative to the in-run baseline.
  *
  *   npx tsx bench/load/run.ts [--sessions 20] [--turns 5] [--duration-s 60]
- *     [--token-delay-ms 5] [--first-token-delay-ms 20] [--out bench/results/latest.json]
+ *     [--token-delay-ms 5] [--first-token-delay-ms 20] [--out bench/results/load-latest.json]
  */
 import type { AddressInfo } from 'node:net'
 import { availableParallelism, cpus } from 'node:os'
@@ -29,7 +29,7 @@ import {
 const REPLY_TEXT = 'Tokenwire benchmark reply: one fixed sentence, streamed in small deltas, so that the direct baseline and the gateway carry exactly the same tokens on every turn.'
 /** Past the duration cap, the run is abandoned after this much more time, whatever is in flight. */
 const WATCHDOG_GRACE_MS = 75_000
-const DEFAULT_OUT = fileURLToPath(new URL('../results/latest.json', import.meta.url))
+const DEFAULT_OUT = fileURLToPath(new URL('../results/load-latest.json', import.meta.url))
 
 // ---------------------------------------------------------------------------------------------
 // CLI
@@ -49,7 +49,7 @@ const USAGE = `usage: npx tsx bench/load/run.ts [options]
   --duration-s N            cap on the measured rounds, in seconds (default 60)
   --token-delay-ms N        simulator pause between chunks (default 5)
   --first-token-delay-ms N  simulator pause before the first chunk (default 20)
-  --out PATH                JSON results (default bench/results/latest.json)`
+  --out PATH                JSON results (default bench/results/load-latest.json)`
 
 function parseOptions (argv: string[]): Options {
   const { values } = parseArgs({
