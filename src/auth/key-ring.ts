@@ -53,10 +53,6 @@ export class KeyRing {
     return this.#byDigest.size > 0
   }
 
-  get size (): number {
-    return this.#byDigest.size
-  }
-
   /** Signs ephemeral keys for this ring's principals. */
   get ephemeral (): EphemeralKeys {
     return this.#ephemeral

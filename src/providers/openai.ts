@@ -55,6 +55,9 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
         timedOut = knob
         controller.abort()
       }
+      const timeoutError = (knob: NonNullable<typeof timedOut>, cause?: unknown) => gatewayError('GW_ERR_PROVIDER_TIMEOUT',
+        [knob, knob === 'UPSTREAM_IDLE_TIMEOUT_MS' ? options.idleTimeoutMs : options.firstTokenTimeoutMs ?? 0],
+        { retryable: true, ...(cause === undefined ? {} : { cause }) })
       // One timer per stream, pushed back on every chunk (refresh() allocates nothing).
       const arm = () => {
         if (idle === undefined) idle = setTimeout(expire('UPSTREAM_IDLE_TIMEOUT_MS'), options.idleTimeoutMs)
@@ -89,17 +92,11 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
         } catch (err) {
           if (timedOut === undefined) throw mapError(err, options.timeoutMs, true)
         }
-        if (timedOut !== undefined) {
-          const ms = timedOut === 'UPSTREAM_IDLE_TIMEOUT_MS' ? options.idleTimeoutMs : options.firstTokenTimeoutMs ?? 0
-          throw gatewayError('GW_ERR_PROVIDER_TIMEOUT', [timedOut, ms], { retryable: true })
-        }
+        if (timedOut !== undefined) throw timeoutError(timedOut)
         if (!state.finished && !signal.aborted) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED', [], { retryable: true })
       } catch (err) {
         // Aborted while connecting because a timer fired: report the timeout, not an abort.
-        if (timedOut !== undefined && !signal.aborted && !(isGatewayError(err) && err.code === 'GW_ERR_PROVIDER_TIMEOUT')) {
-          const ms = timedOut === 'UPSTREAM_IDLE_TIMEOUT_MS' ? options.idleTimeoutMs : options.firstTokenTimeoutMs ?? 0
-          throw gatewayError('GW_ERR_PROVIDER_TIMEOUT', [timedOut, ms], { cause: err, retryable: true })
-        }
+        if (timedOut !== undefined && !signal.aborted && !(isGatewayError(err) && err.code === 'GW_ERR_PROVIDER_TIMEOUT')) throw timeoutError(timedOut, err)
         throw err
       } finally {
         clearTimeout(idle)

@@ -411,7 +411,7 @@ export class Session {
       const sink: ResponseSink = slot?.sink ?? { emit: (e) => this.#emit(e), touch: () => {} }
       const request = this.#request(params, context, slot !== undefined)
       const maxOutput = params.max_output_tokens ?? this.#config.max_output_tokens ?? 'inf'
-      const meter = await this.#takeRateLimit(estimateInputTokens(request), maxOutput)
+      const meter = await this.#takeRateLimit(request, maxOutput)
       const run = this.#newRun(id, params, context, sink, slot === undefined ? 0 : 1, log, meter)
       this.#turns++
       if (slot === undefined) {
@@ -517,7 +517,7 @@ export class Session {
     try {
       context = [userItem(renderTemplate(chain.steps[0]?.prompt ?? { parts: [] }, { input, steps: outputs }))]
       const first = stepRun(firstId)
-      meter = await this.#takeRateLimit(estimateInputTokens(first.request), 'inf')
+      meter = await this.#takeRateLimit(first.request, 'inf')
       this.#turns++
       this.#started.add(firstId)
       await slot.start(first, log, () => {
@@ -557,10 +557,11 @@ export class Session {
    * returned meter settles the reservation against the turn's real usage when it ends. Every
    * change is reported to this socket as `rate_limits.updated`.
    */
-  async #takeRateLimit (inputTokens: number, maxOutput: number | 'inf'): Promise<Meter | undefined> {
+  async #takeRateLimit (request: ModelRequest, maxOutput: number | 'inf'): Promise<Meter | undefined> {
     const rate = this.#options.rateLimits
     if (rate === undefined || (rate.limits.requestsPerMin <= 0 && rate.limits.tokensPerMin <= 0)) return undefined
     const { store, keyId, limits } = rate
+    const inputTokens = limits.tokensPerMin > 0 ? estimateInputTokens(request) : 0
     if (limits.tokensPerMin > 0 && inputTokens > limits.tokensPerMin) throw gatewayError('GW_ERR_RATE_LIMIT_TOO_LARGE', [inputTokens, limits.tokensPerMin])
     const reserved = limits.tokensPerMin > 0 ? Math.min(limits.tokensPerMin, inputTokens + (maxOutput === 'inf' ? rate.outputReserveTokens : maxOutput)) : 0
     const taken = await store.take(keyId, limits, { requests: 1, tokens: reserved })

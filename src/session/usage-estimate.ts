@@ -3,18 +3,15 @@
  * not report it): input estimated from the request's characters (about 4 per token), output
  * counted with the GPT-4o tokenizer (o200k). The tokenizer loads on first use only (~0.5 s).
  */
+import { loadTokenizer, TokenCounter } from '../conversation/context-budget.js'
 import type { ModelRequest, TokenUsage } from '../providers/provider.js'
 
 const CHARS_PER_TOKEN = 4
 /** Tokens the Chat format adds per message (role and separators), as OpenAI's cookbook counts them. */
 const TOKENS_PER_MESSAGE = 3
 
-let counter: Promise<(text: string) => number> | undefined
-
-function loadCounter (): Promise<(text: string) => number> {
-  counter ??= import('gpt-tokenizer/encoding/o200k_base').then((module) => (text: string) => module.countTokens(text))
-  return counter
-}
+/** The context budget's o200k counter (one tokenizer per process); outputs are rarely counted twice. */
+const counter = new TokenCounter(1_000)
 
 /** A quick, allocation-light estimate of a request's input tokens. */
 export function estimateInputTokens (request: Pick<ModelRequest, 'messages' | 'tools'>): number {
@@ -32,6 +29,7 @@ export function estimateInputTokens (request: Pick<ModelRequest, 'messages' | 't
 /** Usage of a reply that produced `output` (its text and tool arguments) for `request`. */
 export async function estimateUsage (request: Pick<ModelRequest, 'messages' | 'tools'>, output: string): Promise<TokenUsage> {
   const inputTokens = estimateInputTokens(request)
-  const outputTokens = output === '' ? 0 : (await loadCounter())(output)
+  if (output !== '') await loadTokenizer()
+  const outputTokens = output === '' ? 0 : counter.count(output)
   return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
 }

@@ -7,7 +7,6 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { KeyRing, Principal } from '../auth/key-ring.js'
 
 const SUBPROTOCOL_KEY_PREFIX = 'openai-insecure-api-key.'
-export { ANONYMOUS_TENANT } from '../auth/key-ring.js'
 
 /** The key a client presented, if any. */
 export function presentedKey (headers: IncomingHttpHeaders): string | undefined {

@@ -88,15 +88,7 @@ describe('a rolling restart of two instances under live streaming', () => {
     const phase = (name: string): void => { phases.push(`${name} +${Date.now() - t0} ms`) }
     redis = await startRedis()
     sim = await startSimulator({ defaults: { tokenDelayMs: TOKEN_DELAY_MS } })
-    env = {
-      OPENAI_BASE_URL: sim.baseURL,
-      OPENAI_API_KEY: 'sk-test-not-real',
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: `tw-rolling-${randomUUID()}:`,
-      SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
-      SHUTDOWN_DRAIN_DELAY_MS: String(SHUTDOWN_DRAIN_DELAY_MS),
-      LEASE_TTL_MS: String(LEASE_TTL_MS)
-    }
+    env = gatewayEnv(sim, redis)
     const shared = env
     const track = async (starting: Promise<ChildGateway>): Promise<ChildGateway> => {
       booting.push(starting)
@@ -233,15 +225,7 @@ describe('a response.create its instance is still handling when SIGTERMed', () =
     // Two live instances: the ones the rolling restart left, or two fresh ones.
     redis ??= await startRedis()
     sim ??= await startSimulator({ defaults: { tokenDelayMs: TOKEN_DELAY_MS } })
-    env ??= {
-      OPENAI_BASE_URL: sim.baseURL,
-      OPENAI_API_KEY: 'sk-test-not-real',
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: `tw-rolling-${randomUUID()}:`,
-      SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
-      SHUTDOWN_DRAIN_DELAY_MS: String(SHUTDOWN_DRAIN_DELAY_MS),
-      LEASE_TTL_MS: String(LEASE_TTL_MS)
-    }
+    env ??= gatewayEnv(sim, redis)
     const alive = started.filter((g) => g.alive)
     while (alive.length < 2) {
       const fresh = await startChildGateway(env)
@@ -295,3 +279,16 @@ describe('a response.create its instance is still handling when SIGTERMed', () =
     expect((done.at(-1)?.['response'] as Record<string, unknown>)['status']).toBe('completed')
   }, 60_000)
 })
+
+/** The environment of every gateway child: one simulator, one Redis, a key prefix of its own. */
+function gatewayEnv (upstream: Simulator, store: RedisServer): Record<string, string> {
+  return {
+    OPENAI_BASE_URL: upstream.baseURL,
+    OPENAI_API_KEY: 'sk-test-not-real',
+    REDIS_URL: store.url,
+    REDIS_KEY_PREFIX: `tw-rolling-${randomUUID()}:`,
+    SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
+    SHUTDOWN_DRAIN_DELAY_MS: String(SHUTDOWN_DRAIN_DELAY_MS),
+    LEASE_TTL_MS: String(LEASE_TTL_MS)
+  }
+}
