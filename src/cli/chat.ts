@@ -45,6 +45,7 @@ export function realtimeUrl (given: string): string {
 /** Runs a chat until the user quits or the input ends. Resolves the exit code: 0, or 1 if the connection failed for good. */
 export async function runChat (options: ChatOptions): Promise<number> {
   const { output } = options
+  const url = realtimeUrl(options.url)
   const terminal = (output as Writable & { isTTY?: boolean }).isTTY === true
   const dim = (text: string) => terminal ? `\u001b[2m${text}\u001b[22m` : text
   const bold = (text: string) => terminal ? `\u001b[1m${text}\u001b[22m` : text
@@ -83,7 +84,7 @@ export async function runChat (options: ChatOptions): Promise<number> {
 
   function open (conversationId: string | undefined): TokenwireClient {
     const c = new TokenwireClient({
-      url: realtimeUrl(options.url),
+      url,
       WebSocket: options.WebSocket,
       ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
       ...(options.model === undefined ? {} : { model: options.model }),
@@ -101,7 +102,7 @@ export async function runChat (options: ChatOptions): Promise<number> {
   function showStatus (status: ConnectionStatus): void {
     if (status.state === 'reconnecting' && !wasOpen && status.attempt >= FIRST_CONNECT_ATTEMPTS) {
       // Never reached it: probably the wrong address, or no gateway running. Say so and stop.
-      line(`cannot reach the gateway at ${realtimeUrl(options.url)} (is it running? --url sets the address)`)
+      line(`cannot reach the gateway at ${url} (is it running? --url sets the address)`)
       failed = true
       client.close()
       rl.close()
@@ -200,7 +201,7 @@ export async function runChat (options: ChatOptions): Promise<number> {
       case '/quit': return rl.close()
       case '/help': line(HELP); return showPrompt()
       case '/id': line(client.conversationId ?? '(not connected yet)'); return showPrompt()
-      case '/stop': current?.cancel(); client.cancel(); return
+      case '/stop': client.cancel(); return // this client's turns and whatever runs in the conversation
       case '/new':
         client.close()
         wasOpen = false
@@ -215,15 +216,11 @@ export async function runChat (options: ChatOptions): Promise<number> {
     }
   })
   rl.on('SIGINT', () => {
-    if (busy) {
-      current?.cancel()
-      client.cancel()
-    } else {
-      rl.close()
-    }
+    if (busy) client.cancel()
+    else rl.close()
   })
 
-  line(dim(`Tokenwire chat · ${realtimeUrl(options.url)} · /help for commands`))
+  line(dim(`Tokenwire chat · ${url} · /help for commands`))
   showPrompt()
   const aborted = new Promise<void>((resolve) => {
     if (options.signal?.aborted === true) resolve()

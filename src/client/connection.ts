@@ -62,8 +62,6 @@ export interface ConnectionOptions {
    */
   readonly isUnauthorized: () => Promise<boolean>
   readonly onStatus: (status: ConnectionStatus) => void
-  /** A socket opened: the first frames may be sent (the session is not established yet). */
-  readonly onOpen: () => void
   readonly onMessage: (data: unknown) => void
 }
 
@@ -158,7 +156,6 @@ export class Connection {
     socket.onopen = () => {
       opened = true
       clearTimeout(timeout)
-      if (this.#socket === socket) this.#options.onOpen()
     }
     socket.onmessage = (event: MessageEventLike) => { if (this.#socket === socket) this.#options.onMessage(event.data) }
     socket.onerror = () => { /* a close event follows */ }

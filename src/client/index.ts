@@ -8,7 +8,7 @@
  * for await (const delta of client.send('Hello!')) process.stdout.write(delta)
  * ```
  */
-export { TokenwireClient, modelsUrl, randomId } from './tokenwire-client.js'
+export { TokenwireClient, randomId } from './tokenwire-client.js'
 export type { TokenwireClientOptions, ClientEvents, ClientError, InputPart, ConnectionStatus, ConnectionState, ConnectionFailure, ReconnectOptions } from './tokenwire-client.js'
 export { Reply, ReplyError } from './reply.js'
 export type { ReplyStatus, FinalStatus, ReplyResult, ReplyErrorInfo } from './reply.js'
@@ -17,6 +17,6 @@ export type { ToolSpec, ToolFunction, JsonSchema, FunctionToolDefinition } from 
 export { closeAction, backoffDelay } from './close-policy.js'
 export type { CloseAction, BackoffOptions } from './close-policy.js'
 export { parseCursor } from './cursor.js'
-export { listModels, ModelsError } from './models.js'
+export { listModels, ModelsError, modelsUrl } from './models.js'
 export type { ModelInfo } from './models.js'
 export type { WebSocketLike, WebSocketConstructorLike } from './web-socket.js'

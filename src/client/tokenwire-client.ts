@@ -9,6 +9,7 @@ import { ClientTools } from './client-tools.js'
 import { Connection, DEFAULT_RECONNECT, type ConnectionFailure, type ConnectionStatus, type ReconnectOptions } from './connection.js'
 import { CursorTracker } from './cursor.js'
 import { Emitter } from './emitter.js'
+import { isUnauthorized } from './models.js'
 import { Reply, type FinalStatus, type ReplyControl, type ReplyErrorInfo } from './reply.js'
 import { globalWebSocket, type WebSocketConstructorLike } from './web-socket.js'
 
@@ -107,7 +108,6 @@ export class TokenwireClient extends Emitter<ClientEvents> {
   readonly #options: TokenwireClientOptions
   readonly #connection: Connection
   readonly #cursor: CursorTracker
-  readonly #random: () => number
   #conversationId: string | undefined
   /** `conversation` was emitted at least once. */
   #announced = false
@@ -133,7 +133,6 @@ export class TokenwireClient extends Emitter<ClientEvents> {
   constructor (options: TokenwireClientOptions) {
     super()
     this.#options = options
-    this.#random = options.random ?? Math.random
     this.clientId = options.clientId ?? randomId()
     this.#conversationId = options.conversationId
     this.#session = { ...options.session }
@@ -148,10 +147,9 @@ export class TokenwireClient extends Emitter<ClientEvents> {
       WebSocket: WebSocketClass,
       reconnect: { ...DEFAULT_RECONNECT, ...options.reconnect },
       maxOutbox: options.maxOutbox ?? 256,
-      random: this.#random,
+      random: options.random ?? Math.random,
       isUnauthorized: async () => fetcher === null || fetcher === undefined ? false : isUnauthorized(fetcher, options.url, options.apiKey),
       onStatus: (status) => this.#onStatus(status),
-      onOpen: () => {},
       onMessage: (data) => this.#onMessage(data)
     })
   }
@@ -486,20 +484,6 @@ function statusError (response: ResponseResource): ReplyErrorInfo | undefined {
 /** Checks the two fields every server event has; the rest is the gateway's protocol contract. */
 function isServerEvent (value: unknown): value is ServerEvent {
   return typeof value === 'object' && value !== null && typeof Reflect.get(value, 'type') === 'string' && typeof Reflect.get(value, 'event_id') === 'string'
-}
-
-/** Whether the gateway refuses the key: `GET /v1/models` answers 401 or 403. */
-async function isUnauthorized (fetcher: typeof fetch, realtimeUrl: string, apiKey: string | undefined): Promise<boolean> {
-  const response = await fetcher(modelsUrl(realtimeUrl), apiKey === undefined ? {} : { headers: { authorization: `Bearer ${apiKey}` } })
-  return response.status === 401 || response.status === 403
-}
-
-/** `…/v1/models` next to a `…/v1/realtime` URL, over HTTP(S). */
-export function modelsUrl (realtimeUrl: string): string {
-  const url = new URL('models', realtimeUrl)
-  url.protocol = url.protocol.replace(/^ws/, 'http')
-  url.search = ''
-  return url.toString()
 }
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'

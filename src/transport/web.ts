@@ -15,29 +15,25 @@ import { existsSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import type { Config } from '../config.js'
 import { gatewayError } from '../errors.js'
-import { configuredModels as routedModels } from '../providers/router.js'
+
+/**
+ * The models the gateway offers, for `GET /v1/models` and the chat page's picker: the default
+ * model, then the exact names MODELS_FILE routes.
+ */
+export { configuredModels } from '../providers/router.js'
 
 export interface WebRoutesOptions {
   /** The models `GET /v1/models` lists (see {@link configuredModels}). */
   readonly models: () => readonly string[]
   /** Whether a request's key may use the API (`GET /v1/models` answers 401 otherwise). */
   readonly authorize: (headers: IncomingHttpHeaders) => boolean
-  /** Folder of index.html, chat.css and chat.js. Default: src/web of this installation. */
+  /** Folder of index.html, chat.css, chat.js and markdown.js. Default: src/web of this installation. */
   readonly webDir?: URL
   /** Folder of the client library's modules. Default: the `client` folder beside this module's. */
   readonly clientDir?: URL
   /** `js`: serve the folder's .js files (tsc's output); `ts`: transpile its .ts files. Default: as this module runs. */
   readonly clientFormat?: 'js' | 'ts'
-}
-
-/**
- * The models the gateway offers, for `GET /v1/models` and the chat page's picker: the default
- * model, then the exact names MODELS_FILE routes (providers/router.ts).
- */
-export function configuredModels (config: Pick<Config, 'upstream'>): string[] {
-  return routedModels(config)
 }
 
 /** The page's files, by URL path. */
