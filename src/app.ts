@@ -10,7 +10,7 @@ import { createOpenAIProvider } from './providers/openai.js'
 import type { ModelProvider } from './providers/provider.js'
 import { withRetry } from './providers/with-retry.js'
 import { createUpstreamProvider, type Upstream } from './providers/router.js'
-import { withContextBudget } from './conversation/history.js'
+import { createContextFitter, withContextBudget, type ContextFit } from './conversation/history.js'
 import { SessionManager } from './session/session-manager.js'
 import { startSimulator } from './simulator/simulator.js'
 import { hostname } from 'node:os'
@@ -100,11 +100,11 @@ export async function buildApp ({ config, provider, backend, tools, logger }: Ap
       }
     }
   )
-  const model = withContextBudget(
-    provider ?? createUpstreamProvider(config.upstream.routing, upstream, upstreamProvider, app.log),
-    config.upstream.context,
-    (fit) => app.log.debug({ model: fit.request.model, dropped: fit.dropped, inputTokens: fit.inputTokens, budget: fit.budget }, 'history cut to the context budget')
-  )
+  // The context budget: per candidate inside the router (a fallback's window is its own).
+  const onFit = (fit: ContextFit) => app.log.debug({ model: fit.request.model, dropped: fit.dropped, inputTokens: fit.inputTokens, budget: fit.budget }, 'history cut to the context budget')
+  const model = provider === undefined
+    ? createUpstreamProvider(config.upstream.routing, upstream, upstreamProvider, app.log, createContextFitter(config.upstream.context, onFit))
+    : withContextBudget(provider, config.upstream.context, onFit)
 
   const registry = new ToolRegistry([
     ...builtinTools.filter((tool) => config.tools.builtins.includes(tool.name)),

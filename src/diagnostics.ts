@@ -29,26 +29,34 @@ export class Topic<T> {
     this.#channel.publish(message)
   }
 
-  /** Listens until the returned function is called. A listener that throws does not reach the publisher. */
+  /**
+   * Listens until the returned function is called. A listener must not throw: the publisher
+   * carries on, but Node rethrows the error as an uncaught exception on the next tick.
+   */
   subscribe (listener: (message: T) => void): () => void {
-    // Only `publish` (typed T) writes to this channel, so every message is a T.
-    const onMessage = (message: unknown): void => listener(message as T)
+    // Only `publish` (typed T) writes to this channel, so every message is a T: the listener is
+    // subscribed as it is (no wrapper call per message).
+    const onMessage = listener as (message: unknown) => void
     subscribe(this.name, onMessage)
     return () => { unsubscribe(this.name, onMessage) }
   }
 }
 
-/** A response starts generating on this instance (session/response-run.ts). */
-export interface ResponseStarted {
-  /** The run itself: later messages about this response are this same object. */
+/** What every message about one response (session/response-run.ts) names. */
+export interface ResponseMessage {
+  /** The run itself: every message about this response carries this same object. */
   readonly run: object
   readonly id: string
   /** The model the request names (upstream model, before any routing). */
   readonly model: string
-  /** `null`: an out-of-band response. */
-  readonly conversationId: string | null
   /** The upstream request object; `upstreamRequest` and `upstreamEnd` carry the same one. */
   readonly request: object
+}
+
+/** A response starts generating on this instance. */
+export interface ResponseStarted extends ResponseMessage {
+  /** `null`: an out-of-band response. */
+  readonly conversationId: string | null
 }
 export const responseStarted = new Topic<ResponseStarted>('tokenwire:response:start')
 
@@ -56,11 +64,7 @@ export const responseStarted = new Topic<ResponseStarted>('tokenwire:response:st
 export const responseOutput = new Topic<object>('tokenwire:response:output')
 
 /** A response ended; `response` is its final resource, with status and usage. */
-export interface ResponseEnded {
-  readonly run: object
-  readonly id: string
-  readonly model: string
-  readonly request: object
+export interface ResponseEnded extends ResponseMessage {
   readonly response: ResponseResource
 }
 export const responseDone = new Topic<ResponseEnded>('tokenwire:response:done')

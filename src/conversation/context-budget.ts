@@ -8,8 +8,6 @@ import { createHash } from 'node:crypto'
 import { matchModel } from '../providers/models-file.js'
 import type { Truncation } from '../providers/provider.js'
 
-export type { Truncation }
-
 /** A context window the operator configured: `model` is an exact name or a `prefix*` pattern. */
 export interface ContextWindow {
   readonly model: string

@@ -168,18 +168,19 @@ export async function fitToContext (request: ModelRequest, config: ContextBudget
   const postInstructions = typeof truncation === 'object' ? truncation.token_limits?.post_instructions : undefined
   const limit = Math.min(budget - pinnedTokens, postInstructions ?? Number.POSITIVE_INFINITY)
   const start = limit < 0 ? undefined : planStart(costs, turns.length - 1, limit, truncation)
+  /** Input tokens of the request with the turns from `first` on. */
+  const inputTokensFrom = (first: number): number => pinnedTokens + costs.slice(first).reduce((sum, cost) => sum + cost, 0)
   if (start === undefined) {
-    const needed = pinnedTokens + costs.reduce((sum, cost) => sum + cost, 0)
+    const needed = inputTokensFrom(0)
     const why = truncation === 'disabled'
       ? 'session.truncation is "disabled", so no turn was left out'
       : 'the latest turn alone does not fit, even with every older turn left out'
     throw gatewayError('GW_ERR_CONTEXT_LENGTH_EXCEEDED', [needed, JSON.stringify(request.model.slice(0, 128)), budget, why], { param: 'session.truncation' })
   }
-  if (start === 0) return { request, dropped: 0, inputTokens: pinnedTokens + costs.reduce((sum, cost) => sum + cost, 0), budget }
+  if (start === 0) return { request, dropped: 0, inputTokens: inputTokensFrom(0), budget }
   const keep = new Set([...pinned, ...turns.slice(start).flat()])
   const messages = request.messages.filter((_message, index) => keep.has(index))
-  const inputTokens = pinnedTokens + costs.slice(start).reduce((sum, cost) => sum + cost, 0)
-  return { request: { ...request, messages }, dropped: request.messages.length - messages.length, inputTokens, budget }
+  return { request: { ...request, messages }, dropped: request.messages.length - messages.length, inputTokens: inputTokensFrom(start), budget }
 }
 
 /**
@@ -188,12 +189,20 @@ export async function fitToContext (request: ModelRequest, config: ContextBudget
  * ends `failed` with `context_length_exceeded` — and is never sent. `onFit` hears of every cut.
  */
 export function withContextBudget (provider: ModelProvider, config: ContextBudgetConfig, onFit?: (fit: ContextFit) => void): ModelProvider {
-  const counter = new TokenCounter()
+  const fit = createContextFitter(config, onFit)
   return {
     async * stream (request, signal) {
-      const fit = await fitToContext(request, config, counter)
-      if (fit.dropped > 0) onFit?.(fit)
-      yield * provider.stream(fit.request, signal)
+      yield * provider.stream(await fit(request), signal)
     }
+  }
+}
+
+/** Fits requests to their model's budget (see fitToContext), with one token-count cache. */
+export function createContextFitter (config: ContextBudgetConfig, onFit?: (fit: ContextFit) => void): (request: ModelRequest) => Promise<ModelRequest> {
+  const counter = new TokenCounter()
+  return async (request) => {
+    const fit = await fitToContext(request, config, counter)
+    if (fit.dropped > 0) onFit?.(fit)
+    return fit.request
   }
 }

@@ -136,11 +136,8 @@ export function createMetrics (options: MetricsOptions): Metrics {
     if (runs.size >= MAX_TRACKED) dropOldest(runs)
     const model = models.label(message.model)
     runs.set(message.run, { id: message.id, model, startedAt: now, lastOutputAt: now, started: false, gaps: interToken.series({ model }) })
-    const reservedAt = reserved.get(message.id)
-    if (reservedAt !== undefined) {
-      reserved.delete(message.id)
-      gatewayLatency.observe({ stage: 'before_upstream' }, (now - reservedAt) / 1000)
-    }
+    const reservedAt = take(reserved, message.id, now)
+    if (reservedAt !== undefined) gatewayLatency.observe({ stage: 'before_upstream' }, (now - reservedAt) / 1000)
   }
 
   // Per token: one map lookup, one clock read, one bucket scan; nothing allocated.
@@ -165,8 +162,8 @@ export function createMetrics (options: MetricsOptions): Metrics {
     responses.inc({ model, status: status ?? 'unknown' })
     if (usage === undefined) return
     const tenant = tenantLabels.label(tenants.get(message.request) ?? 'unknown')
-    tokens.inc({ model, tenant, type: 'input' }, usage.input_tokens ?? 0)
-    tokens.inc({ model, tenant, type: 'output' }, usage.output_tokens ?? 0)
+    tokens.inc({ model, tenant, type: 'input' }, tokenCount(usage.input_tokens))
+    tokens.inc({ model, tenant, type: 'output' }, tokenCount(usage.output_tokens))
   }
 
   // Per frame: a size check; only while a response waits for its first frame, a look at the
@@ -176,11 +173,9 @@ export function createMetrics (options: MetricsOptions): Metrics {
     const idEnd = frame.indexOf('"', FRAME_HEAD.length)
     if (idEnd === -1 || !frame.startsWith(FIRST_OUTPUT_MARK, idEnd + 2)) return
     const start = idEnd + 2 + FIRST_OUTPUT_MARK.length
-    const id = frame.slice(start, frame.indexOf('"', start))
-    const producedAt = awaitingFrame.get(id)
-    if (producedAt === undefined) return
-    awaitingFrame.delete(id)
-    gatewayLatency.observe({ stage: 'first_token' }, (performance.now() - producedAt) / 1000)
+    const now = performance.now()
+    const producedAt = take(awaitingFrame, frame.slice(start, frame.indexOf('"', start)), now)
+    if (producedAt !== undefined) gatewayLatency.observe({ stage: 'first_token' }, (now - producedAt) / 1000)
   }
 
   const countUpstreamError = (err: unknown, retried: 'true' | 'false'): void => {
@@ -223,6 +218,22 @@ function remember (pending: Map<string, number>, key: string, now: number): void
     pending.delete(oldKey)
   }
   pending.set(key, now)
+}
+
+/** Removes `key` and returns when it was set, unless it waited PENDING_TTL_MS or longer (then undefined). */
+function take (pending: Map<string, number>, key: string, now: number): number | undefined {
+  const at = pending.get(key)
+  if (at === undefined) return undefined
+  pending.delete(key)
+  return now - at < PENDING_TTL_MS ? at : undefined
+}
+
+/**
+ * A usage count as a counter takes it: the upstream's numbers arrive unchecked, and prom-client
+ * throws on a negative or non-numeric one, which a channel listener must never do.
+ */
+function tokenCount (value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
 }
 
 function dropOldest (map: Map<object, unknown>): void {

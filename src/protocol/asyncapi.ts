@@ -88,31 +88,18 @@ export function buildAsyncApi (options: AsyncApiOptions): Record<string, unknown
   const clientMessages: Record<string, Schema> = {}
   for (const [type, schema] of Object.entries(ClientEventSchemas)) {
     const summary = clientSummaries[type as keyof typeof ClientEventSchemas]
-    clientMessages[type] = { name: type, title: type, summary, contentType: 'application/json', payload: clientPayload(type, plain(schema)), tags: [{ name: 'client' }] }
+    clientMessages[type] = message(type, { summary, payload: clientPayload(type, plain(schema)) }, ['client'])
   }
   for (const type of AudioEventTypes) {
-    clientMessages[type] = {
-      name: type,
-      title: type,
+    clientMessages[type] = message(type, {
       summary: 'Realtime audio event: recognised and answered with an error event `audio_not_supported` (this gateway speaks the text modality only).',
-      contentType: 'application/json',
-      payload: { type: 'object', required: ['type'], properties: { type: { type: 'string', const: type }, event_id: { type: 'string', maxLength: 256 } } },
-      tags: [{ name: 'client' }, { name: 'unsupported' }]
-    }
+      payload: { type: 'object', required: ['type'], properties: { type: { type: 'string', const: type }, event_id: { type: 'string', maxLength: 256 } } }
+    }, ['client', 'unsupported'])
   }
   const serverMessages: Record<string, Schema> = {}
   for (const [type, doc] of Object.entries(serverEvents)) {
-    serverMessages[type] = {
-      name: type,
-      title: type,
-      summary: doc.summary,
-      description: 'Payload written for this document from the `openai` package\'s Realtime types and what the gateway sends; the gateway has no runtime schema for server events, and further fields may appear.',
-      contentType: 'application/json',
-      payload: doc.payload,
-      tags: [{ name: 'server' }, ...(doc.tags ?? []).map((name) => ({ name }))]
-    }
+    serverMessages[type] = message(type, { summary: doc.summary, description: SERVER_PAYLOAD_NOTE, payload: doc.payload }, ['server', ...(doc.tags ?? [])])
   }
-  const messageRef = (type: string): Schema => ({ $ref: `#/channels/realtime/messages/${type}` })
 
   return {
     asyncapi: '3.0.0',
@@ -154,20 +141,8 @@ export function buildAsyncApi (options: AsyncApiOptions): Record<string, unknown
       }
     },
     operations: {
-      receiveClientEvents: {
-        action: 'receive',
-        channel: { $ref: '#/channels/realtime' },
-        title: 'Client events',
-        summary: 'What a client sends; the gateway receives them in order, one active response per conversation.',
-        messages: Object.keys(clientMessages).map(messageRef)
-      },
-      sendServerEvents: {
-        action: 'send',
-        channel: { $ref: '#/channels/realtime' },
-        title: 'Server events',
-        summary: 'What the gateway sends: every event has a unique event_id; conversation events carry cursors.',
-        messages: Object.keys(serverMessages).map(messageRef)
-      }
+      receiveClientEvents: operation('receive', 'Client events', 'What a client sends; the gateway receives them in order, one active response per conversation.', clientMessages),
+      sendServerEvents: operation('send', 'Server events', 'What the gateway sends: every event has a unique event_id; conversation events carry cursors.', serverMessages)
     },
     components: {
       securitySchemes: {
@@ -176,6 +151,24 @@ export function buildAsyncApi (options: AsyncApiOptions): Record<string, unknown
       },
       schemas: componentSchemas()
     }
+  }
+}
+
+const SERVER_PAYLOAD_NOTE = 'Payload written for this document from the `openai` package\'s Realtime types and what the gateway sends; the gateway has no runtime schema for server events, and further fields may appear.'
+
+/** One message of the realtime channel, named and titled by its event type. */
+function message (type: string, doc: { readonly summary: string, readonly description?: string, readonly payload: Schema }, tags: readonly string[]): Schema {
+  return { name: type, title: type, summary: doc.summary, ...(doc.description === undefined ? {} : { description: doc.description }), contentType: 'application/json', payload: doc.payload, tags: tags.map((name) => ({ name })) }
+}
+
+/** An operation of the realtime channel over every message of `messages`. */
+function operation (action: 'send' | 'receive', title: string, summary: string, messages: Record<string, Schema>): Schema {
+  return {
+    action,
+    channel: { $ref: '#/channels/realtime' },
+    title,
+    summary,
+    messages: Object.keys(messages).map((type) => ({ $ref: `#/channels/realtime/messages/${type}` }))
   }
 }
 

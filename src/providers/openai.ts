@@ -129,16 +129,24 @@ function * toEvents (chunk: ChatCompletionChunk, state: { openCalls: Set<number>
     }
   }
   if (chunk.usage) {
+    // Compatible servers are not always careful: anything but a whole count ≥ 0 counts as 0.
+    const inputTokens = tokenCount(chunk.usage.prompt_tokens)
+    const outputTokens = tokenCount(chunk.usage.completion_tokens)
+    const cached = chunk.usage.prompt_tokens_details?.cached_tokens
     yield {
       type: 'usage',
       usage: {
-        inputTokens: chunk.usage.prompt_tokens,
-        outputTokens: chunk.usage.completion_tokens,
-        totalTokens: chunk.usage.total_tokens,
-        ...(chunk.usage.prompt_tokens_details?.cached_tokens === undefined ? {} : { cachedInputTokens: chunk.usage.prompt_tokens_details.cached_tokens })
+        inputTokens,
+        outputTokens,
+        totalTokens: inputTokens + outputTokens,
+        ...(cached === undefined ? {} : { cachedInputTokens: Math.min(tokenCount(cached), inputTokens) })
       }
     }
   }
+}
+
+function tokenCount (value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0
 }
 
 function toFinishReason (reason: string): FinishReason {

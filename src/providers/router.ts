@@ -8,7 +8,7 @@ import type { Config } from '../config.js'
 import { gatewayError, isGatewayError } from '../errors.js'
 import type { Log } from '../logger.js'
 import { matchModel, type ModelRoute } from './models-file.js'
-import type { ModelProvider } from './provider.js'
+import type { ModelProvider, ModelRequest } from './provider.js'
 
 /** One upstream: where, and with which key. */
 export interface Upstream {
@@ -26,6 +26,12 @@ export interface ModelRouterOptions {
   readonly createProvider: (upstream: Upstream) => ModelProvider
   /** Told when a model's upstream failed and `to` is tried instead. */
   readonly onFallback?: (err: unknown, from: string, to: string) => void
+  /**
+   * Fits a request to its model's context budget. Applied to each candidate by its own name
+   * (before any `upstreamModel` rename), from the uncut request: a fallback with a smaller
+   * window gets a history cut for that window.
+   */
+  readonly fit?: (request: ModelRequest) => Promise<ModelRequest>
 }
 
 /** Stands in for the key of an upstream that needs none (the SDK insists on one). */
@@ -87,7 +93,8 @@ export function createModelRouter (options: ModelRouterOptions): ModelProvider {
         if (target === undefined) continue // checked at boot; kept safe anyway
         let started = false
         try {
-          for await (const event of target.provider.stream({ ...request, model: target.model }, signal)) {
+          const fitted = options.fit === undefined ? request : await options.fit({ ...request, model: name })
+          for await (const event of target.provider.stream({ ...fitted, model: target.model }, signal)) {
             started = true
             yield event
           }
@@ -121,13 +128,17 @@ export function configuredModels (config: Pick<Config, 'upstream'>): string[] {
  * one upstream's provider (with its retries). The default upstream serves unrouted models unless
  * MODELS_FILE is the only upstream configuration.
  */
-export function createUpstreamProvider (routing: Config['upstream']['routing'], defaultUpstream: Upstream, createProvider: (upstream: Upstream) => ModelProvider, log: Log): ModelProvider {
-  if (routing.routes.length === 0 && routing.fallbackModels.length === 0) return createProvider(defaultUpstream)
+export function createUpstreamProvider (routing: Config['upstream']['routing'], defaultUpstream: Upstream, createProvider: (upstream: Upstream) => ModelProvider, log: Log, fit: (request: ModelRequest) => Promise<ModelRequest>): ModelProvider {
+  if (routing.routes.length === 0 && routing.fallbackModels.length === 0) {
+    const provider = createProvider(defaultUpstream)
+    return { async * stream (request, signal) { yield * provider.stream(await fit(request), signal) } }
+  }
   return createModelRouter({
     routes: routing.routes,
     ...(routing.hasDefault ? { defaultUpstream } : {}),
     fallbackModels: routing.fallbackModels,
     createProvider,
+    fit,
     onFallback: (err, from, to) => log.warn({ err, from, to }, 'upstream failed; trying the fallback model')
   })
 }

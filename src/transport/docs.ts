@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
+import { isRecord } from '../config-document.js'
 import { buildAsyncApi } from '../protocol/asyncapi.js'
 
 export interface ProtocolDocsOptions {
@@ -15,7 +16,7 @@ function packageVersion (): string {
     const url = new URL(path, import.meta.url)
     if (!existsSync(url)) continue
     const pkg: unknown = JSON.parse(readFileSync(url, 'utf8'))
-    if (typeof pkg === 'object' && pkg !== null && 'name' in pkg && pkg.name === 'tokenwire' && 'version' in pkg && typeof pkg.version === 'string') return pkg.version
+    if (isRecord(pkg) && pkg['name'] === 'tokenwire' && typeof pkg['version'] === 'string') return pkg['version']
   }
   return '0.0.0'
 }

@@ -108,6 +108,31 @@ describe('routing by model', () => {
 })
 
 describe('fallback models', () => {
+  it('fits the history to the fallback\'s own context window, not to the model asked for', async () => {
+    const a = await simulator()
+    const b = await simulator()
+    gw = await startGateway({
+      env: {
+        UPSTREAM_MAX_RETRIES: '0',
+        MODELS_FILE: modelsFile({
+          'gpt-4o': { baseURL: a.baseURL, fallback: ['small'] },
+          small: { baseURL: b.baseURL, contextTokens: 2048 }
+        })
+      }
+    })
+    const client = await connect('gpt-4o')
+    for (let turn = 0; turn < 3; turn++) await client.ask(`turn ${turn}: ${'lorem ipsum '.repeat(300)}`)
+    a.enqueue({ failure: { kind: 'status', status: 503 } })
+    b.enqueue({ text: 'the small model answered' })
+    expect(textOf(await client.ask('and now?'))).toBe('the small model answered')
+    const asked = a.requests.at(-1)?.body.messages ?? []
+    const fitted = b.requests[0]?.body.messages ?? []
+    // gpt-4o's window holds every turn; the 2048-token fallback gets only what fits it.
+    expect(asked).toHaveLength(7)
+    expect(fitted.length).toBeLessThan(asked.length)
+    expect(fitted.at(-1)).toEqual(asked.at(-1))
+  })
+
   it('tries the route\'s fallback when its upstream answers 503 (after its retries)', async () => {
     const a = await simulator()
     const b = await simulator()

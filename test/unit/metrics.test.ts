@@ -113,7 +113,7 @@ describe('createMetrics', () => {
     expect(s.get('tokenwire_attached_devices')).toBe(1)
   })
 
-  it('forgets a lease request or a first frame that waits longer than 30 s for its other end', async () => {
+  it('forgets a lease request that waits longer than 30 s, when a newer one arrives', async () => {
     vi.useFakeTimers({ toFake: ['performance'] })
     try {
       metrics = createMetrics({ openSockets: () => 0 })
@@ -128,6 +128,37 @@ describe('createMetrics', () => {
     } finally {
       vi.useRealTimers()
     }
+  })
+
+  it('does not observe a pending timing matched after 30 s, even with no newer one to drop it', async () => {
+    vi.useFakeTimers({ toFake: ['performance'] })
+    try {
+      metrics = createMetrics({ openSockets: () => 0 })
+      const run = {}
+      responseReserve.publish('resp_slow')
+      vi.advanceTimersByTime(31_000)
+      responseStarted.publish({ run, id: 'resp_slow', model: 'gpt-4o', conversationId: 'conv_x', request: {} })
+      responseOutput.publish(run)
+      vi.advanceTimersByTime(31_000)
+      socketFrame.publish('{"event_id":"ev_1","type":"response.output_item.added","response_id":"resp_slow","output_index":0}')
+      const s = samples(await metrics.render())
+      expect(s.get('tokenwire_gateway_latency_seconds_count{stage="before_upstream"}')).toBeUndefined()
+      expect(s.get('tokenwire_gateway_latency_seconds_count{stage="first_token"}')).toBeUndefined()
+      expect(s.get('tokenwire_time_to_first_token_seconds_count{model="gpt-4o"}')).toBe(1)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('counts odd upstream usage (negative, non-numeric) as 0 tokens instead of throwing in the listener', async () => {
+    metrics = createMetrics({ openSockets: () => 0 })
+    const odd = { input_tokens: -5, output_tokens: '12' } as unknown as { input_tokens: number, output_tokens: number }
+    play('odd-model', 'acme', 1, odd)
+    play('odd-model', 'acme', 1)
+    const s = samples(await metrics.render())
+    expect(s.get('tokenwire_responses_total{model="odd-model",status="completed"}')).toBe(2)
+    expect(s.get('tokenwire_tokens_total{model="odd-model",tenant="acme",type="input"}')).toBe(7)
+    expect(s.get('tokenwire_tokens_total{model="odd-model",tenant="acme",type="output"}')).toBe(3)
   })
 
   it('stops listening when closed', async () => {
