@@ -66,7 +66,7 @@ export const EnvSchema = Type.Object({
   LEASE_TTL_MS: Int(5_000, 100, 'Lease of the instance generating a reply, in ms (refreshed every third of it); a dead instance\'s reply is ended within about twice this.'),
   ON_DISCONNECT: Type.Union([Type.Literal('continue'), Type.Literal('cancel')], { default: 'continue', description: 'A reply whose client disconnects keeps generating (`continue`, so a reconnect gets all of it) or stops (`cancel`).' }),
   MEMORY_STORE_MAX_CONVERSATIONS: Int(10_000, 1, 'Conversations the in-memory store keeps; the least recently used are dropped first.'),
-  CONVERSATION_TTL_MS: Int(24 * 60 * 60 * 1000, 1000, 'Idle conversations expire after this, in ms.'),
+  CONVERSATION_TTL_MS: Int(24 * 60 * 60 * 1000, 1000, 'Idle conversations expire after this, in ms. On Redis a write refreshes it at most once per eighth of it, so an idle one goes between 7/8 of it and all of it after its last write.'),
   HEARTBEAT_INTERVAL_MS: Int(30_000, 0, 'WebSocket ping interval, in ms; a peer that answered no ping since the last one is dropped. 0 disables.'),
   SHUTDOWN_GRACE_MS: Int(10_000, 0, 'On SIGTERM/SIGINT, after sessions get 1012: how long replies in flight may go on into the log before the process exits, in ms.'),
   SHUTDOWN_DRAIN_DELAY_MS: Int(0, 0, 'On SIGTERM, how long /readyz fails before sockets are told to reconnect (load balancer catch-up), in ms.'),

@@ -21,6 +21,13 @@ import type { AppendRequest, AppendResult, ConversationStore, ItemOp } from '../
 const MAX_BACKLOG_EVENTS = 50_000
 /** Pause between attempts to commit the backlog, in ms. */
 const RETRY_MS = 250
+/**
+ * Least time between two saves of a streamed item's state (its text so far), in ms. Saving it
+ * with every batch rewrites the whole text each time — quadratic in the reply's length. Its final
+ * state always goes with its done event; in between, history lags the log by at most this much
+ * (only a dead instance's reply, ended by another one, ever shows that lag).
+ */
+const ITEM_SAVE_MS = 250
 
 export interface WriterOptions {
   readonly store: ConversationStore
@@ -45,8 +52,8 @@ interface Batch {
   events: string[]
   ops: ItemOp[]
   active?: AppendRequest['active']
-  /** Items whose current state is written (as a replace) with this batch: streamed text so far. */
-  dirty: Map<string, Item>
+  /** Streamed items whose state (text so far) this batch saves, fixed when it is first sent. */
+  saves?: ItemOp[]
   hasInsert: boolean
   /** Already shown to local sockets (degraded mode). */
   shown: boolean
@@ -65,6 +72,9 @@ export class ConversationWriter {
   /** Events shown to local sockets but not yet committed. */
   #backlog = 0
   #lastCommitAt = -Infinity
+  /** Streamed items whose state changed since they were last saved. */
+  readonly #dirty = new Map<string, Item>()
+  #lastItemSaveAt = -Infinity
 
   constructor (options: WriterOptions) {
     this.#options = options
@@ -79,11 +89,14 @@ export class ConversationWriter {
     if (this.#failure !== undefined) return
     let batch = this.#queue.at(-1)
     if (batch === undefined || batch.sealed || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
-      batch = { events: [], ops: [], dirty: new Map(), hasInsert: false, shown: false, sealed: false, id: randomUUID() }
+      batch = { events: [], ops: [], hasInsert: false, shown: false, sealed: false, id: randomUUID() }
       this.#queue.push(batch)
     }
     batch.events.push(json)
     if (op !== undefined) batch.ops.push(op)
+    // The op carries the item's state: an older streamed state must not be saved after it.
+    if (op?.op === 'replace') this.#dirty.delete(op.item.id)
+    else if (op?.op === 'delete') this.#dirty.delete(op.itemId)
     if (op?.op === 'insert') batch.hasInsert = true
     if (active !== undefined) batch.active = active
     if (!this.#degraded) return this.#pump()
@@ -93,10 +106,9 @@ export class ConversationWriter {
     if (++this.#backlog > MAX_BACKLOG_EVENTS) this.#fail(new Error(`store unavailable with over ${MAX_BACKLOG_EVENTS} events waiting`))
   }
 
-  /** Marks an item whose state (e.g. its text so far) should be saved with the next batch. */
+  /** Marks an item whose state (its text so far) changed: saved with a coming batch (ITEM_SAVE_MS). */
   touch (item: Item): void {
-    const batch = this.#queue.at(-1)
-    if (batch !== undefined && !batch.sealed) batch.dirty.set(item.id, item)
+    if (this.#failure === undefined) this.#dirty.set(item.id, item)
   }
 
   /** Resolves when everything emitted so far is committed; rejects with the writer's failure. */
@@ -131,10 +143,13 @@ export class ConversationWriter {
   }
 
   async #commit (): Promise<void> {
-    // Let this tick's emits (and, in a busy stream, the next few ms of them) join the batch;
-    // a batch that opens an item (its first token) does not wait.
+    // Let this tick's emits join the batch first: a token's events come in one synchronous run,
+    // and the batch's first event is not the one that opens the item (output_item.added is).
+    await Promise.resolve()
+    // In a busy stream, the next few ms of tokens join too; a batch that opens an item (its
+    // first token) does not wait.
     const wait = this.#queue[0]?.hasInsert === true ? 0 : this.#lastCommitAt + this.#options.lingerMs - performance.now()
-    await (wait > 0 ? new Promise((resolve) => setTimeout(resolve, wait)) : Promise.resolve())
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
     const batch = this.#queue[0]
     if (batch === undefined) return
     batch.sealed = true
@@ -142,7 +157,15 @@ export class ConversationWriter {
     const { fence } = this.#options
     // A shallow copy is a snapshot: a run replaces an item's fields (content, status, arguments…),
     // never mutates them in place; the store copies or serialises what it keeps.
-    const ops = batch.dirty.size === 0 ? batch.ops : [...batch.ops, ...[...batch.dirty.values()].map((item): ItemOp => ({ op: 'replace', item: { ...item } }))]
+    if (batch.saves === undefined) {
+      batch.saves = []
+      if (this.#dirty.size > 0 && this.#lastCommitAt - this.#lastItemSaveAt >= ITEM_SAVE_MS) {
+        this.#lastItemSaveAt = this.#lastCommitAt
+        for (const item of this.#dirty.values()) batch.saves.push({ op: 'replace', item: { ...item } })
+        this.#dirty.clear()
+      }
+    }
+    const ops = batch.saves.length === 0 ? batch.ops : [...batch.ops, ...batch.saves]
     const request: AppendRequest = {
       id: batch.id,
       events: batch.events,

@@ -27,6 +27,11 @@ export interface ResponseSlot {
   readonly fence: number
   readonly sink: ResponseSink
   /**
+   * With `reserve(…, { items: true })`: the conversation's items, oldest first, as of taking the
+   * lease (and ending a dead instance's response, if there was one), read in the same round trip.
+   */
+  readonly items: Item[] | undefined
+  /**
    * Runs `run` to its end in the background (the hub tracks it for shutdown); resolves when
    * started. After each response, `next` may return a follow-up response of the same turn (after
    * server-side tools ran); the lease is held until the turn ends.
@@ -55,29 +60,36 @@ export class ConversationResponses {
   /**
    * Takes the conversation's lease for `responseId`, or rejects with GW_ERR_RESPONSE_ACTIVE
    * naming the response that holds it. A response left by a dead instance is ended first.
+   * `items`: the slot also carries the conversation's items, read with the lease.
    */
-  async reserve (conversationId: string, responseId: string, log: Log): Promise<ResponseSlot> {
+  async reserve (conversationId: string, responseId: string, log: Log, options: { readonly items?: boolean } = {}): Promise<ResponseSlot> {
     const { backend, instanceId, leaseTtlMs } = this.#options
     if (responseReserve.hasSubscribers) responseReserve.publish(responseId)
-    let grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs)
+    const acquireOptions = { items: options.items === true }
+    let grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs, acquireOptions)
     // Another instance may be ending a dead instance's response right now (one append), or the
     // holder's response is done and its lease about to be released (a client that saw
     // response.done may ask again at once): wait for either briefly instead of refusing.
     for (let attempt = 0; !grant.granted && (grant.idle || grant.holderResponseId.startsWith('recovery_')) && attempt < RECOVERY_WAIT_ATTEMPTS; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, RECOVERY_WAIT_MS))
-      grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs)
+      grant = await backend.leases.acquire(conversationId, instanceId, responseId, leaseTtlMs, acquireOptions)
     }
     if (!grant.granted) throw gatewayError('GW_ERR_RESPONSE_ACTIVE', [grant.holderResponseId])
     const { fence } = grant
+    let items = grant.items
     if (grant.orphan !== undefined) {
       log.warn({ orphan: grant.orphan.responseId }, 'ending a response whose instance died')
-      await this.#endOrphan(conversationId, grant.orphan, fence, log)
+      const ended = await this.#endOrphan(conversationId, grant.orphan, fence, log)
+      // The items were read before that append: apply its replaces as the store did (an item
+      // deleted meanwhile stays deleted), rather than paying a second read.
+      if (items !== undefined) items = items.map((item) => structuredClone(ended.get(item.id)) ?? item)
     }
     // A write that fails for good stops this turn (and only this one).
     let turn: Turn | undefined
     const writer = this.#writer(conversationId, fence, log, (err) => turn?.abort(false, err))
     return {
       fence,
+      items,
       sink: logSink(writer, responseId),
       start: async (run, runLog, onEnd, next) => {
         turn = new Turn(run)
@@ -151,13 +163,22 @@ export class ConversationResponses {
     })
   }
 
-  /** Ends a response whose instance died: its open items end incomplete, then response.done. */
-  async #endOrphan (conversationId: string, orphan: { responseId: string, items: Item[] }, fence: number, log: Log): Promise<void> {
+  /**
+   * Ends a response whose instance died: its open items end incomplete, then response.done.
+   * Resolves the items it replaced, by id, once written.
+   */
+  async #endOrphan (conversationId: string, orphan: { responseId: string, items: Item[] }, fence: number, log: Log): Promise<Map<string, Item>> {
     const writer = this.#writer(conversationId, fence, log)
     const output = orphan.items.map((item) => ({ ...item, status: 'incomplete' as const }))
+    const replaced = new Map<string, Item>()
     for (const [index, item] of output.entries()) {
       for (const event of closingEvents(orphan.responseId, item, index, true)) {
-        writer.emit(JSON.stringify(event), event.type === 'conversation.item.done' ? { op: 'replace', item } : undefined)
+        if (event.type !== 'conversation.item.done') {
+          writer.emit(JSON.stringify(event))
+          continue
+        }
+        writer.emit(JSON.stringify(event), { op: 'replace', item })
+        replaced.set(item.id, item)
       }
     }
     const done: OutgoingEvent = {
@@ -176,6 +197,7 @@ export class ConversationResponses {
     }
     writer.emit(JSON.stringify(done), undefined, { responseId: orphan.responseId, state: 'end' })
     await writer.flush()
+    return replaced
   }
 }
 

@@ -2,6 +2,7 @@
  * One response: drives a ModelProvider stream and turns it into the Realtime event sequence
  * (created → output items, parts and deltas → done), however it ends. Framework-free.
  */
+import { setImmediate as yieldToIo } from 'node:timers/promises'
 import { responseDone, responseOutput, responseStarted, upstreamEnd } from '../diagnostics.js'
 import { isGatewayError, type GatewayError } from '../errors.js'
 import type { Item, OutgoingEvent, ResponseResource } from '../protocol/events.js'
@@ -29,6 +30,14 @@ export interface ResponseSink {
   /** The item's state changed (streamed text so far): keep it with the next write. */
   touch (item: Item): void
 }
+
+/**
+ * Longest a run handles upstream events without letting I/O in, in ms. A burst the SDK already
+ * holds (a fast upstream sends a whole reply in a few TCP reads) is parsed in one chain of
+ * promises; without a pause, the store's reply to the first token's write — and every other
+ * socket — would wait for the end of the burst.
+ */
+const SLICE_MS = 0.5
 
 /** `previous_item_id` of a conversation.item.added, filled in by the store atomically. */
 const PREVIOUS_ITEM = JSON.parse(PREVIOUS_ITEM_MARKER) as string
@@ -108,7 +117,16 @@ export class ResponseRun {
     let finish: FinishReason | undefined
     let failure: unknown
     try {
+      let sliceStart = -Infinity
+      let handledAt = -Infinity
       for await (const event of this.#options.provider.stream(this.#options.request, this.#controller.signal)) {
+        const now = performance.now()
+        // After a wait for the upstream, I/O has had its turn: a new slice starts.
+        if (now - handledAt > SLICE_MS) sliceStart = now
+        else if (now - sliceStart > SLICE_MS) {
+          await yieldToIo()
+          sliceStart = performance.now()
+        }
         if (responseOutput.hasSubscribers && event.type !== 'usage' && event.type !== 'finish') responseOutput.publish(this)
         switch (event.type) {
           case 'text': this.#onText(event.delta); break
@@ -121,6 +139,7 @@ export class ResponseRun {
             this.#closeItems((finish === 'stop' || finish === 'tool_calls') && !this.#controller.signal.aborted ? 'completed' : 'incomplete')
             break
         }
+        handledAt = performance.now()
       }
     } catch (err) {
       if (!this.#controller.signal.aborted) {

@@ -404,9 +404,10 @@ export class Session {
     if (this.#localRuns.size + this.#started.size >= limits.maxConcurrentResponses) throw gatewayError('GW_ERR_RESPONSE_LIMIT', [limits.maxConcurrentResponses])
     const id = newId('resp')
     const log = this.#log.child({ responseId: id })
-    const slot = params.conversation === 'none' ? undefined : await this.#options.responses.reserve(this.#conversationId, id, log)
+    // The history comes with the lease, in the same round trip (unless the request brings its own input).
+    const slot = params.conversation === 'none' ? undefined : await this.#options.responses.reserve(this.#conversationId, id, log, { items: params.input === undefined })
     try {
-      const context = params.input === undefined ? await this.#items() : params.input.map((input) => toItem(input, newId('item')))
+      const context = params.input === undefined ? slot?.items ?? await this.#items() : params.input.map((input) => toItem(input, newId('item')))
       // Out-of-band responses go to this socket only; the others through the conversation's log.
       const sink: ResponseSink = slot?.sink ?? { emit: (e) => this.#emit(e), touch: () => {} }
       const request = this.#request(params, context, slot !== undefined)
@@ -700,15 +701,14 @@ export class Session {
   }
 
   /**
-   * The single exit to the socket: enforces MAX_PENDING_BYTES. A frame is always sent when
-   * nothing is waiting (one large event is not a slow client); otherwise the queue plus the
-   * frame must fit.
+   * The single exit to the socket: enforces MAX_PENDING_BYTES. A frame is always sent when the
+   * network took everything offered before (one large event, or many at once, is not a slow
+   * client); otherwise the queue plus the frame must fit.
    */
   #sendFrame (frame: string): void {
     const socket = this.#options.socket
     if (!socket.isOpen) return
-    const buffered = socket.bufferedAmount
-    if (buffered > 0 && buffered + Buffer.byteLength(frame) > this.#options.limits.maxPendingBytes) {
+    if (socket.stalled && socket.bufferedAmount + Buffer.byteLength(frame) > this.#options.limits.maxPendingBytes) {
       this.#log.warn({ bufferedAmount: socket.bufferedAmount }, 'slow consumer')
       this.close(CloseCodes.SLOW_CONSUMER, 'client reads too slowly (MAX_PENDING_BYTES)')
       return

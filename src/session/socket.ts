@@ -7,6 +7,11 @@ export interface SessionSocket {
   send (data: string): void
   /** Bytes queued for the client but not yet handed to the network (backpressure). */
   readonly bufferedAmount: number
+  /**
+   * Whether the network refused bytes offered to it earlier: the client is not keeping up. Bytes
+   * queued in the current synchronous run (coalesced into one write) do not count until offered.
+   */
+  readonly stalled: boolean
   /** True until the connection starts closing. */
   readonly isOpen: boolean
   /** Starts the closing handshake with a code from protocol/close-codes.ts. */

@@ -83,7 +83,8 @@ export interface ConversationStore {
   /**
    * One atomic step: checks the fence, applies `ops` in order, appends the events to the log
    * (trimmed to the newest EVENT_LOG_MAX_EVENTS), refreshes the TTL and publishes the stamped
-   * events on the live feed. Rejects, changing nothing, with GW_ERR_CONVERSATION_NOT_FOUND,
+   * events on the live feed. (RedisStore skips a TTL refresh it made less than TTL / 8 ago, so
+   * there an idle conversation expires between 7/8 of the TTL and all of it after its last append.) Rejects, changing nothing, with GW_ERR_CONVERSATION_NOT_FOUND,
    * GW_ERR_LEASE_LOST, GW_ERR_ITEM_DUPLICATE_ID, GW_ERR_ITEM_NOT_FOUND or GW_ERR_CONVERSATION_FULL.
    */
   append (conversationId: string, request: AppendRequest): Promise<AppendResult>
@@ -108,20 +109,36 @@ export interface LiveFeed {
 }
 
 export type LeaseGrant =
-  | { readonly granted: true, readonly fence: number, readonly orphan?: { readonly responseId: string, readonly items: Item[] } }
+  | {
+    readonly granted: true
+    readonly fence: number
+    readonly orphan?: { readonly responseId: string, readonly items: Item[] }
+    /** With `{ items: true }`: the conversation's items, oldest first, as taken with the lease. */
+    readonly items?: Item[]
+  }
   /**
    * `idle`: the holder has no response active now — its turn is between responses (server-side
    * tools running) or about to release the lease, which a client that saw response.done may race.
    */
   | { readonly granted: false, readonly holderResponseId: string, readonly idle: boolean }
 
+export interface AcquireOptions {
+  /**
+   * A grant also carries the conversation's items, read in the same atomic step: exactly what
+   * `snapshot().items` would have been then. Like a snapshot, it refreshes the idle TTL. Saves
+   * the round trip of a snapshot after the lease.
+   */
+  readonly items?: boolean
+}
+
 export interface LeaseStore {
   /**
    * Takes the conversation's lease for `responseId` for `ttlMs`, with a new fencing token, unless
    * someone holds it. `orphan`: a response was active without a lease (its instance died); the
-   * new holder must end it (items given, still in progress) before anything else.
+   * new holder must end it (items given, still in progress) before anything else. Rejects with
+   * GW_ERR_CONVERSATION_NOT_FOUND for an unknown or expired conversation.
    */
-  acquire (conversationId: string, owner: string, responseId: string, ttlMs: number): Promise<LeaseGrant>
+  acquire (conversationId: string, owner: string, responseId: string, ttlMs: number, options?: AcquireOptions): Promise<LeaseGrant>
   /** Extends the lease if `fence` still holds it; false when it was lost. */
   refresh (conversationId: string, fence: number, ttlMs: number): Promise<boolean>
   /** Drops the lease if `fence` still holds it. */

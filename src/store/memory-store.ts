@@ -145,15 +145,16 @@ export function createMemoryBackend (options: MemoryBackendOptions): Backend {
   }
 
   const leases: LeaseStore = {
-    async acquire (id, owner, responseId, ttlMs): Promise<LeaseGrant> {
+    async acquire (id, owner, responseId, ttlMs, acquireOptions = {}): Promise<LeaseGrant> {
       const c = require(id)
       const held = liveLease(c)
       if (held !== undefined) return { granted: false, holderResponseId: held.responseId, idle: c.active === undefined }
       const fence = ++c.fence
       c.lease = { fence, owner, responseId, expiresAt: now() + ttlMs }
-      if (c.active === undefined) return { granted: true, fence }
+      const items = acquireOptions.items === true ? { items: structuredClone(c.items) } : {}
+      if (c.active === undefined) return { granted: true, fence, ...items }
       const open = c.items.filter((item) => c.active?.itemIds.has(item.id) === true && item.status === 'in_progress')
-      return { granted: true, fence, orphan: { responseId: c.active.responseId, items: structuredClone(open) } }
+      return { granted: true, fence, orphan: { responseId: c.active.responseId, items: structuredClone(open) }, ...items }
     },
     async refresh (id, fence, ttlMs) {
       const c = touch(id)

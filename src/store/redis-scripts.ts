@@ -26,7 +26,7 @@ export const scriptKeyCount = {
   snapshot: 6,
   append: 6,
   readLog: 2,
-  acquire: 5,
+  acquire: 6,
   refresh: 2,
   release: 1,
   publish: 1
@@ -48,29 +48,44 @@ return 1
 `
 
 /**
+ * Lua defining `itemsInOrder(orderKey, itemsKey)` → ids, item JSON: the conversation's items,
+ * oldest first (ids whose JSON is missing are skipped). SNAPSHOT and ACQUIRE share it, so an
+ * acquire that reads the items returns exactly what a snapshot would.
+ */
+const ITEMS_IN_ORDER = `
+local function itemsInOrder (orderKey, itemsKey)
+  local order = redis.call('LRANGE', orderKey, 0, -1)
+  local ids, items = {}, {}
+  for i = 1, #order, 500 do
+    local chunk = {}
+    for j = i, math.min(i + 499, #order) do chunk[#chunk + 1] = order[j] end
+    local values = redis.call('HMGET', itemsKey, unpack(chunk))
+    for k = 1, #chunk do
+      if values[k] then
+        ids[#ids + 1] = chunk[k]
+        items[#items + 1] = values[k]
+      end
+    end
+  end
+  return ids, items
+end
+`
+
+/**
  * A consistent view of the conversation; refreshes the TTL of every key but the lease.
  * KEYS: meta, order, items, active_items, events, lease
  * ARGV: tenant, ttlMs
  * Returns nil (unknown, expired or another tenant's) or
  * { epoch, lastSeq, firstSeq, activeResponseId or '', activeSeq, leased 0/1, {item JSON…}, {active item id…} }.
  */
-export const SNAPSHOT_SCRIPT = `
+export const SNAPSHOT_SCRIPT = `${ITEMS_IN_ORDER}
 local meta = redis.call('HMGET', KEYS[1], 'tenant', 'epoch', 'seq', 'active', 'active_seq')
 if not meta[1] or meta[1] ~= ARGV[1] then return false end
 local seq = tonumber(meta[3])
 local first = seq + 1
 local oldest = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', 1)
 if oldest[1] then first = tonumber(string.match(oldest[1][1], '%-(%d+)$')) end
-local order = redis.call('LRANGE', KEYS[2], 0, -1)
-local items = {}
-for i = 1, #order, 500 do
-  local chunk = {}
-  for j = i, math.min(i + 499, #order) do chunk[#chunk + 1] = order[j] end
-  local values = redis.call('HMGET', KEYS[3], unpack(chunk))
-  for k = 1, #chunk do
-    if values[k] then items[#items + 1] = values[k] end
-  end
-end
+local _, items = itemsInOrder(KEYS[2], KEYS[3])
 local active = meta[4] or ''
 local activeItems = {}
 if active ~= '' then activeItems = redis.call('SMEMBERS', KEYS[4]) end
@@ -81,10 +96,23 @@ return { meta[2], seq, first, active, tonumber(meta[5] or '0'), leased, items, a
 
 /**
  * One atomic append: fence check, item ops (all validated first), events stamped and logged,
- * active-response bookkeeping, TTL refresh, live publish.
+ * active-response bookkeeping, TTL, live publish.
+ *
+ * It runs once per streamed token batch, so it keeps its Redis calls few (a typical token —
+ * one event, one replace, fenced — makes six: HMGET meta, GET lease, HSET item, XADD, HSET
+ * meta, PUBLISH): meta is read once and written once, LLEN runs only for inserts, and a
+ * replace is an HSET undone by HDEL in the rare case the item was gone.
+ *
+ * TTL: with refresh '1' every key's TTL is reset to ttlMs. With '0' (RedisStore refreshed
+ * them recently, so each has most of its TTL left) only a key this append creates gets one:
+ * the order list and items hash (inserts), the active_items set (a tracked insert) and the
+ * events stream (detected by XADD NOMKSTREAM). A replace never creates a key, meta must exist,
+ * and no other write here creates one, so no key of a conversation ever lives without a TTL.
+ *
  * KEYS: meta, order, items, active_items, events, lease
  * ARGV: 1 ttlMs, 2 maxLogLen, 3 maxItems, 4 fence or '', 5 active state ('start' | 'end' | ''),
- *       6 active responseId or '', 7 live channel, 8 op count N,
+ *       6 active responseId or '', 7 live channel, 8 op count N, 9 append id or '',
+ *       10 refresh every key's TTL ('1' | '0'),
  *       then 4 per op: kind ('insert' | 'replace' | 'delete'), item id,
  *         position (insert: '$' end, '^' start, '>' .. id after that id; else ''), item JSON or '',
  *       then the events (JSON objects without event_id).
@@ -92,20 +120,27 @@ return { meta[2], seq, first, active, tonumber(meta[5] or '0'), leased, items, a
  */
 export const APPEND_SCRIPT = `
 local meta = KEYS[1]
-if redis.call('EXISTS', meta) == 0 then return redis.error_reply('TOKENWIRE NOTFOUND') end
+local m = redis.call('HMGET', meta, 'epoch', 'seq', 'active', 'fence', 'last_append', 'last_append_seq', 'last_append_count', 'last_append_prev')
+if not m[1] then return redis.error_reply('TOKENWIRE NOTFOUND') end
+local ttl = ARGV[1]
+local refresh = ARGV[10] == '1'
+local function refreshAll ()
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
 -- Idempotency: the same append sent twice (a retry after a lost reply) is applied once; the
 -- second call gets the first one's result.
 local appendId = ARGV[9]
-if appendId ~= '' and redis.call('HGET', meta, 'last_append') == appendId then
-  local first = tonumber(redis.call('HGET', meta, 'last_append_seq'))
-  local n = tonumber(redis.call('HGET', meta, 'last_append_count'))
+if appendId ~= '' and m[5] == appendId then
+  local first, n = tonumber(m[6]), tonumber(m[7])
   local replayed = {}
   if n > 0 then
     for _, entry in ipairs(redis.call('XRANGE', KEYS[5], '0-' .. first, '0-' .. (first + n - 1))) do
       replayed[#replayed + 1] = entry[2][2]
     end
   end
-  return { first, redis.call('HGET', meta, 'last_append_prev') or '', replayed }
+  -- RedisStore counts this call as a refresh when it asked for one.
+  if refresh then refreshAll() end
+  return { first, m[8] or '', replayed }
 end
 local fence = ARGV[4]
 if fence ~= '' then
@@ -113,15 +148,21 @@ if fence ~= '' then
   -- issued (nobody else can have written since).
   local lease = redis.call('GET', KEYS[6])
   local current
-  if lease then current = string.match(lease, '^(%d+)|') else current = redis.call('HGET', meta, 'fence') end
+  if lease then current = string.match(lease, '^(%d+)|') else current = m[4] end
   if current ~= fence then return redis.error_reply('TOKENWIRE FENCED') end
 end
 local maxItems = tonumber(ARGV[3])
 local nOps = tonumber(ARGV[8])
-local firstEvent = 10 + nOps * 4
+local firstOp = 11
+local firstEvent = firstOp + nOps * 4
 
 -- Validate every op against a simulation of the list, so a failing append changes nothing.
-local count = redis.call('LLEN', KEYS[2])
+local hasInsert = false
+for i = 0, nOps - 1 do
+  if ARGV[firstOp + i * 4] == 'insert' then hasInsert = true end
+end
+local count = 0
+if hasInsert then count = redis.call('LLEN', KEYS[2]) end
 local added, removed = {}, {}
 local function present (id)
   if added[id] then return true end
@@ -129,7 +170,7 @@ local function present (id)
   return redis.call('HEXISTS', KEYS[3], id) == 1
 end
 for i = 0, nOps - 1 do
-  local base = 10 + i * 4
+  local base = firstOp + i * 4
   local kind, id, where = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   if kind == 'insert' then
     if present(id) then return redis.error_reply('TOKENWIRE DUPLICATE ' .. id) end
@@ -149,24 +190,26 @@ for i = 0, nOps - 1 do
   end
 end
 
-local seq = tonumber(redis.call('HGET', meta, 'seq'))
+local seq = tonumber(m[2])
 local firstSeq = seq + 1
-local active = redis.call('HGET', meta, 'active') or ''
+local active = m[3] or ''
+-- Meta is written once, at the end: these fields join the new seq there.
+local metaFields = {}
 if ARGV[5] == 'start' then
-  redis.call('HSET', meta, 'active', ARGV[6], 'active_seq', firstSeq)
+  metaFields = { 'active', ARGV[6], 'active_seq', firstSeq }
   redis.call('DEL', KEYS[4])
   active = ARGV[6]
 end
 local track = fence ~= '' and active ~= ''
 
-local hadInsert, previous = false, false
+local hadInsert, previous, tracked = false, false, false
 for i = 0, nOps - 1 do
-  local base = 10 + i * 4
+  local base = firstOp + i * 4
   local kind, id, where, json = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   if kind == 'insert' then
     local before = false
     if where == '$' then
-      before = redis.call('LINDEX', KEYS[2], -1)
+      if not hadInsert then before = redis.call('LINDEX', KEYS[2], -1) end
       redis.call('RPUSH', KEYS[2], id)
     elseif where == '^' then
       redis.call('LPUSH', KEYS[2], id)
@@ -179,9 +222,14 @@ for i = 0, nOps - 1 do
       hadInsert = true
       previous = before
     end
-    if track then redis.call('SADD', KEYS[4], id) end
+    if track then
+      redis.call('SADD', KEYS[4], id)
+      tracked = true
+    end
   elseif kind == 'replace' then
-    if redis.call('HEXISTS', KEYS[3], id) == 1 then redis.call('HSET', KEYS[3], id, json) end
+    -- Only an item still present is replaced: HSET reports a new field, which is removed again
+    -- (one call instead of HEXISTS + HSET; a hash it created empties, so Redis drops it).
+    if redis.call('HSET', KEYS[3], id, json) == 1 then redis.call('HDEL', KEYS[3], id) end
   else
     redis.call('LREM', KEYS[2], 0, id)
     redis.call('HDEL', KEYS[3], id)
@@ -196,25 +244,41 @@ local replacement = false
 if hadInsert then
   if previous then replacement = '"' .. previous .. '"' else replacement = 'null' end
 end
-local epoch = redis.call('HGET', meta, 'epoch')
+local epoch = m[1]
 local stamped = {}
+local createdLog = false
 for i = firstEvent, #ARGV do
   local body = ARGV[i]
   if replacement then
     local s, e = string.find(body, marker, 1, true)
     if s then body = string.sub(body, 1, s - 1) .. replacement .. string.sub(body, e + 1) end
   end
-  seq = redis.call('HINCRBY', meta, 'seq', 1)
+  seq = seq + 1
   local event = '{"event_id":"ev_' .. epoch .. '_' .. seq .. '",' .. string.sub(body, 2)
-  redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], '0-' .. seq, 'e', event)
+  local entry = '0-' .. seq
+  if refresh or #stamped > 0 then
+    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], entry, 'e', event)
+  elseif not redis.call('XADD', KEYS[5], 'NOMKSTREAM', 'MAXLEN', ARGV[2], entry, 'e', event) then
+    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], entry, 'e', event)
+    createdLog = true
+  end
   stamped[#stamped + 1] = event
 end
 
 if ARGV[5] == 'end' then
-  redis.call('HSET', meta, 'active', '', 'active_seq', 0)
+  metaFields = { 'active', '', 'active_seq', 0 }
   redis.call('DEL', KEYS[4])
 end
-for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+if refresh then
+  refreshAll()
+else
+  if hadInsert then
+    redis.call('PEXPIRE', KEYS[2], ttl)
+    redis.call('PEXPIRE', KEYS[3], ttl)
+  end
+  if tracked then redis.call('PEXPIRE', KEYS[4], ttl) end
+  if createdLog then redis.call('PEXPIRE', KEYS[5], ttl) end
+end
 if #stamped > 0 then
   redis.call('PUBLISH', ARGV[7], 'e|' .. firstSeq .. '\\n' .. table.concat(stamped, '\\n'))
 end
@@ -223,9 +287,16 @@ local previousTag = ''
 if hadInsert then
   if previous then previousTag = '=' .. previous else previousTag = '^' end
 end
-if appendId ~= '' then
-  redis.call('HSET', meta, 'last_append', appendId, 'last_append_seq', firstSeq, 'last_append_count', #stamped, 'last_append_prev', previousTag)
+if #stamped > 0 then
+  metaFields[#metaFields + 1] = 'seq'
+  metaFields[#metaFields + 1] = seq
 end
+if appendId ~= '' then
+  for _, value in ipairs({ 'last_append', appendId, 'last_append_seq', firstSeq, 'last_append_count', #stamped, 'last_append_prev', previousTag }) do
+    metaFields[#metaFields + 1] = value
+  end
+end
+if #metaFields > 0 then redis.call('HSET', meta, unpack(metaFields)) end
 return { firstSeq, previousTag, stamped }
 `
 
@@ -242,36 +313,42 @@ return redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+')
 
 /**
  * Takes the lease unless someone holds it. The holder (`<owner>|<responseId>`) is also kept in
- * meta so a lapsed lease can be re-taken by refresh with the same holder.
- * KEYS: meta, lease, order, items, active_items
- * ARGV: owner, responseId, ttlMs
- * Returns { 0, holderResponseId } (busy), { 1, fence } (granted), or
- * { 1, fence, orphanResponseId, { in-progress active item JSON…, in list order } }.
+ * meta so a lapsed lease can be re-taken by refresh with the same holder. With items asked
+ * for, a grant also returns the conversation's items (as SNAPSHOT would) and, like SNAPSHOT,
+ * refreshes the TTL of every key but the lease.
+ * KEYS: meta, lease, order, items, active_items, events
+ * ARGV: owner, responseId, leaseTtlMs, items ('1' | '0'), conversation ttlMs
+ * Returns { 0, holderResponseId, idle 0/1 } (busy) or
+ * { 1, fence, orphanResponseId or '', { its in-progress active item JSON…, in list order }[, { item JSON… }] }.
  */
-export const ACQUIRE_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('TOKENWIRE NOTFOUND') end
+export const ACQUIRE_SCRIPT = `${ITEMS_IN_ORDER}
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'active')
+if not meta[1] then return redis.error_reply('TOKENWIRE NOTFOUND') end
+local active = meta[2] or ''
 local held = redis.call('GET', KEYS[2])
 if held then
   local idle = 0
-  if (redis.call('HGET', KEYS[1], 'active') or '') == '' then idle = 1 end
+  if active == '' then idle = 1 end
   return { 0, string.match(held, '^%d+|.*|([^|]*)$') or '', idle }
 end
 local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 local holder = ARGV[1] .. '|' .. ARGV[2]
 redis.call('HSET', KEYS[1], 'holder', holder)
 redis.call('SET', KEYS[2], fence .. '|' .. holder, 'PX', ARGV[3])
-local active = redis.call('HGET', KEYS[1], 'active') or ''
-if active == '' then return { 1, fence } end
-local members = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do members[id] = true end
+local withItems = ARGV[4] == '1'
+if active == '' and not withItems then return { 1, fence, '', {} } end
+local ids, items = itemsInOrder(KEYS[3], KEYS[4])
 local open = {}
-for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
-  if members[id] then
-    local json = redis.call('HGET', KEYS[4], id)
-    if json and string.find(json, '"status":"in_progress"', 1, true) then open[#open + 1] = json end
+if active ~= '' then
+  local members = {}
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do members[id] = true end
+  for i = 1, #ids do
+    if members[ids[i]] and string.find(items[i], '"status":"in_progress"', 1, true) then open[#open + 1] = items[i] end
   end
 end
-return { 1, fence, active, open }
+if not withItems then return { 1, fence, active, open } end
+for _, key in ipairs({ KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6] }) do redis.call('PEXPIRE', key, ARGV[5]) end
+return { 1, fence, active, open, items }
 `
 
 /**

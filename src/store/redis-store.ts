@@ -42,6 +42,8 @@ export interface RedisBackendOptions {
   /** Most items one conversation may hold. */
   readonly maxItems: number
   readonly log: Log
+  /** Monotonic clock in ms, for tests (default performance.now). */
+  readonly now?: () => number
 }
 
 const READY_WAIT_MS = 2_000
@@ -50,6 +52,10 @@ const PING_TIMEOUT_MS = 500
 const QUIT_TIMEOUT_MS = 1_000
 /** Failed reconnects to one cluster node before the subscriber moves to another node. */
 const SUBSCRIBER_NODE_ATTEMPTS = 3
+/** An append refreshes every key's TTL only if this instance has not for ttl / this long. */
+const TTL_REFRESH_DIVISOR = 8
+/** Conversations whose last TTL refresh is remembered; the ones beyond it refresh again. */
+const MAX_REFRESH_ENTRIES = 10_000
 
 const backoff = (times: number): number => Math.min(100 * 2 ** Math.max(0, times - 1), 1_000)
 
@@ -309,12 +315,50 @@ function toStoreError (err: unknown, log: Log, context: { conversationId?: strin
 type SnapshotReply = [string, number, number, string, number, number, string[], string[]]
 type AppendReply = [number, string, string[]]
 type ReadLogReply = Array<[string, string[]]>
-type AcquireReply = [0, string, number] | [1, number] | [1, number, string, string[]]
+type AcquireReply = [0, string, number] | [1, number, string, string[], string[]?]
+
+/**
+ * When this instance last reset the TTL of each conversation's keys, so appends (one per token
+ * batch) need not: an append refreshes them only when the last refresh is older than
+ * `everyMs`. Skipping is safe because every refresh sets each key to live `ttlMs` from a moment
+ * no earlier than the time recorded here, the keys an append creates get their TTL in that
+ * append (APPEND_SCRIPT), and `everyMs` is a small part of `ttlMs`: a conversation in use keeps
+ * at least 7/8 of its TTL. Forgetting an entry (bounded map) only costs an early refresh.
+ */
+class RefreshTimes {
+  readonly #at = new Map<string, number>()
+  readonly #everyMs: number
+
+  constructor (everyMs: number) {
+    this.#everyMs = everyMs
+  }
+
+  due (conversationId: string, now: number): boolean {
+    const at = this.#at.get(conversationId)
+    return at === undefined || now - at >= this.#everyMs
+  }
+
+  /** Records a refresh whose request was sent at `sentAt` (it ran no earlier). */
+  refreshed (conversationId: string, sentAt: number): void {
+    const previous = this.#at.get(conversationId)
+    if (previous !== undefined && previous >= sentAt) return
+    this.#at.delete(conversationId)
+    this.#at.set(conversationId, sentAt)
+    // Oldest first (roughly: replies may come back out of order): drop what is due anyway, and
+    // anything beyond the bound.
+    for (const [id, at] of this.#at) {
+      if (this.#at.size <= MAX_REFRESH_ENTRIES && sentAt - at < this.#everyMs) break
+      this.#at.delete(id)
+    }
+  }
+}
 
 export function createRedisBackend (options: RedisBackendOptions): Backend {
   if (/[{}]/.test(options.keyPrefix)) throw new TypeError('keyPrefix must not contain { or }: it would break the hash tag')
   const log = options.log.child({ component: 'redis-store' })
   const ttlMs = Math.max(1, Math.ceil(options.ttlMs))
+  const now = options.now ?? (() => performance.now())
+  const refreshTimes = new RefreshTimes(ttlMs / TTL_REFRESH_DIVISOR)
   const clusterNodes = options.clusterNodes ?? []
   const isCluster = clusterNodes.length > 0
   if (!isCluster && options.url === undefined) throw new TypeError('createRedisBackend needs a url or clusterNodes')
@@ -374,12 +418,17 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
 
   const conversations: ConversationStore = {
     async create (conversationId, tenant, epoch) {
+      const sentAt = now()
       await run(() => client.twCreate(...sixKeys(keysOf(conversationId)), tenant, epoch, ttlMs), { conversationId })
+      // Only meta exists now, with a fresh TTL.
+      refreshTimes.refreshed(conversationId, sentAt)
     },
 
     async snapshot (conversationId, tenant): Promise<Snapshot | undefined> {
+      const sentAt = now()
       const reply = await run<SnapshotReply | null>(() => client.twSnapshot(...sixKeys(keysOf(conversationId)), tenant, ttlMs), { conversationId })
       if (reply === null) return undefined
+      refreshTimes.refreshed(conversationId, sentAt)
       const [epoch, lastSeq, firstSeq, activeId, activeSeq, leased, itemsJson, activeIds] = reply
       const items = itemsJson.map((json) => JSON.parse(json) as Item)
       const inActive = new Set(activeIds)
@@ -398,9 +447,12 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
     async append (conversationId, request: AppendRequest): Promise<AppendResult> {
       const k = keysOf(conversationId)
       const ops = request.ops ?? []
+      const sentAt = now()
+      const refresh = refreshTimes.due(conversationId, sentAt)
       const args: Arg[] = [
         ttlMs, options.maxLogEvents, options.maxItems, request.fence === undefined ? '' : String(request.fence),
-        request.active?.state ?? '', request.active?.responseId ?? '', k.live, ops.length, request.id ?? ''
+        request.active?.state ?? '', request.active?.responseId ?? '', k.live, ops.length, request.id ?? '',
+        refresh ? '1' : '0'
       ]
       for (const op of ops) {
         if (op.op === 'insert') {
@@ -417,6 +469,7 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
         () => client.twAppend(...sixKeys(k), ...args),
         { conversationId, ...(request.fence === undefined ? {} : { fence: request.fence }), maxItems: options.maxItems }
       )
+      if (refresh) refreshTimes.refreshed(conversationId, sentAt)
       const previousItemId = previous === '' ? undefined : previous === '^' ? null : previous.slice(1)
       return { firstSeq, events, ...(previousItemId === undefined ? {} : { previousItemId }) }
     },
@@ -440,16 +493,27 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
   }
 
   const leases: LeaseStore = {
-    async acquire (conversationId, owner, responseId, leaseTtlMs): Promise<LeaseGrant> {
+    async acquire (conversationId, owner, responseId, leaseTtlMs, acquireOptions = {}): Promise<LeaseGrant> {
       const k = keysOf(conversationId)
+      const withItems = acquireOptions.items === true
+      const sentAt = now()
       const reply = await run<AcquireReply>(
-        () => client.twAcquire(k.meta, k.lease, k.order, k.items, k.activeItems, owner, responseId, Math.max(1, Math.ceil(leaseTtlMs))),
+        () => client.twAcquire(
+          k.meta, k.lease, k.order, k.items, k.activeItems, k.events,
+          owner, responseId, Math.max(1, Math.ceil(leaseTtlMs)), withItems ? '1' : '0', ttlMs
+        ),
         { conversationId }
       )
       if (reply[0] === 0) return { granted: false, holderResponseId: reply[1], idle: reply[2] === 1 }
-      if (reply.length === 2) return { granted: true, fence: reply[1] }
-      const [, fence, orphanId, open] = reply
-      return { granted: true, fence, orphan: { responseId: orphanId, items: open.map((json) => JSON.parse(json) as Item) } }
+      const [, fence, orphanId, open, itemsJson] = reply
+      // A grant that read the items refreshed every key's TTL, like a snapshot.
+      if (itemsJson !== undefined) refreshTimes.refreshed(conversationId, sentAt)
+      return {
+        granted: true,
+        fence,
+        ...(orphanId === '' ? {} : { orphan: { responseId: orphanId, items: open.map((json) => JSON.parse(json) as Item) } }),
+        ...(itemsJson === undefined ? {} : { items: itemsJson.map((json) => JSON.parse(json) as Item) })
+      }
     },
     async refresh (conversationId, fence, leaseTtlMs) {
       const k = keysOf(conversationId)

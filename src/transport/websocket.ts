@@ -8,7 +8,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
 import type { Config } from '../config.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
-import { socketFrame } from '../diagnostics.js'
 import { newId } from '../ids.js'
 import { CloseCodes } from '../protocol/close-codes.js'
 import { createCodec } from '../protocol/codec.js'
@@ -19,12 +18,12 @@ import { ConversationResponses } from '../session/conversation-responses.js'
 import { Session, type SessionTools } from '../session/session.js'
 import type { SessionMcp } from '../session/session-mcp.js'
 import type { SessionManager } from '../session/session-manager.js'
-import type { SessionSocket } from '../session/socket.js'
 import { connectMcp } from '../tools/mcp.js'
 import { withTenant } from '../usage/with-tenant.js'
 import type { Backend } from '../store/conversation-store.js'
 import type { KeyRing, Principal } from '../auth/key-ring.js'
 import { authenticate } from './auth.js'
+import { sessionSocket } from './session-socket.js'
 
 export interface WebSocketTransportOptions {
   readonly config: Config
@@ -149,7 +148,7 @@ const plugin: FastifyPluginAsync<WebSocketTransportOptions> = async (app, { conf
     const presets = principal.ephemeral?.session
     const session = new Session({
       id: sessionId,
-      socket: adapt(socket),
+      socket: sessionSocket(socket, request.raw.socket),
       codec,
       backend,
       hubs,
@@ -189,20 +188,6 @@ function holdSocketSlot (socket: WebSocket, backend: Backend, keyId: string, slo
     clearInterval(timer)
     backend.limits.releaseSocket(keyId, slot).catch((err: unknown) => log.warn({ err }, 'socket slot release failed'))
   })
-}
-
-/** Adapts a `ws` socket to what a Session needs. */
-function adapt (socket: WebSocket): SessionSocket {
-  return {
-    send: (data) => {
-      if (socket.readyState !== socket.OPEN) return
-      socket.send(data)
-      if (socketFrame.hasSubscribers) socketFrame.publish(data)
-    },
-    get bufferedAmount () { return socket.bufferedAmount },
-    get isOpen () { return socket.readyState === socket.OPEN },
-    close: (code, reason) => { if (socket.readyState <= socket.OPEN) socket.close(code, reason) }
-  }
 }
 
 /** Pings every `intervalMs`; a peer that answered no ping since the last one is dropped. */

@@ -519,6 +519,61 @@ export function conversationStoreContract (
         await backend.leases.release(id, old.fence)
       })
 
+      it('a grant asked for items carries them, exactly as a snapshot reads them; a refusal does not', async () => {
+        const { id } = await created()
+        const empty = await backend.leases.acquire(id, 'instance-1', 'resp_0', LEASE_MS, { items: true })
+        expect(empty).toEqual({ granted: true, fence: empty.granted ? empty.fence : 0, items: [] })
+        if (empty.granted) await backend.leases.release(id, empty.fence)
+        const call: Item = { id: 'item_call', object: 'realtime.item', status: 'completed', type: 'function_call', call_id: 'call_1', name: 'f', arguments: '{"a":[],"b":{}}' }
+        await backend.conversations.append(id, { events: [deltaEvent(1)], ops: [{ op: 'insert', item: userItem('item_a') }, { op: 'insert', item: userItem('item_b') }, { op: 'insert', item: call }] })
+        await backend.conversations.append(id, {
+          events: [deltaEvent(2)],
+          ops: [
+            { op: 'insert', item: userItem('item_s'), after: null },
+            { op: 'insert', item: assistantItem('item_m', 'completed'), after: 'item_a' },
+            { op: 'delete', itemId: 'item_b' },
+            { op: 'replace', item: userItem('item_a', 'edited') }
+          ]
+        })
+        const grant = await backend.leases.acquire(id, 'instance-1', 'resp_1', LEASE_MS, { items: true })
+        if (!grant.granted) throw new Error('not granted')
+        const snapshot = await backend.conversations.snapshot(id, tenant)
+        expect(grant.items).toEqual(snapshot?.items)
+        expect(grant.items?.map((item) => item.id)).toEqual(['item_s', 'item_a', 'item_m', 'item_call'])
+        expect(JSON.stringify(grant.items?.[3])).toBe(JSON.stringify(call))
+        expect(grant.orphan).toBeUndefined()
+        // Fresh objects: changing them changes nothing stored.
+        grant.items?.pop()
+        expect((await backend.conversations.snapshot(id, tenant))?.items).toHaveLength(4)
+        // Busy: the same refusal as without the option.
+        expect(await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS, { items: true })).toEqual({ granted: false, holderResponseId: 'resp_1', idle: true })
+        await backend.leases.release(id, grant.fence)
+        // Not asked: no items.
+        const plain = await granted(id, 'resp_3')
+        expect('items' in plain).toBe(false)
+        await backend.leases.release(id, plain.fence)
+        expect(await codeOf(backend.leases.acquire(newIds().id, 'instance-1', 'resp_1', LEASE_MS, { items: true }))).toBe('GW_ERR_CONVERSATION_NOT_FOUND')
+      })
+
+      it('a grant asked for items reports an orphan with them: the items as left, still in progress', async () => {
+        const { id } = await created()
+        await backend.conversations.append(id, { events: [], ops: [{ op: 'insert', item: userItem('item_user') }] })
+        const old = await granted(id, 'resp_1', SHORT_LEASE_MS)
+        const open = assistantItem('item_out', 'in_progress')
+        await backend.conversations.append(id, { events: [deltaEvent(1)], fence: old.fence, active: { responseId: 'resp_1', state: 'start' }, ops: [{ op: 'insert', item: open }] })
+        let next: LeaseGrant | undefined
+        await vi.waitFor(async () => {
+          next = await backend.leases.acquire(id, 'instance-2', 'resp_2', LEASE_MS, { items: true })
+          expect(next.granted).toBe(true)
+        }, WAIT)
+        expect(next).toEqual({
+          granted: true,
+          fence: next?.granted === true ? next.fence : 0,
+          orphan: { responseId: 'resp_1', items: [open] },
+          items: [userItem('item_user'), open]
+        })
+      })
+
       it('reports an orphaned response, with its items still in progress, once its lease lapsed', async () => {
         const { id } = await created()
         await backend.conversations.append(id, { events: [], ops: [{ op: 'insert', item: userItem('item_user', 'hi', 'in_progress') }] })
