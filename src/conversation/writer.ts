@@ -1,6 +1,7 @@
 /**
  * Writes one producer's events to a conversation's log in small batches: an event after a
- * quiet spell, or one that opens an item (its first token), goes out at once; otherwise at most one append
+ * quiet spell, one that opens an item (its first token) and one that starts or ends a response
+ * go out at once (cutting a linger short); otherwise at most one append
  * starts per `lingerMs` (BATCH_LINGER_MS), and everything emitted meanwhile — or while an
  * append is in flight — leaves together in the next one. So tokens faster than the linger share
  * a round trip; a stream slower than it pays one per token, never waiting on the previous one
@@ -55,6 +56,8 @@ interface Batch {
   /** Streamed items whose state (text so far) this batch saves, fixed when it is first sent. */
   saves?: ItemOp[]
   hasInsert: boolean
+  /** Holds an event a client waits on (an item's opening, a response's start or end): no linger. */
+  urgent: boolean
   /** Already shown to local sockets (degraded mode). */
   shown: boolean
   /** Being (or was) sent: later events go to a new batch. */
@@ -72,6 +75,8 @@ export class ConversationWriter {
   /** Events shown to local sockets but not yet committed. */
   #backlog = 0
   #lastCommitAt = -Infinity
+  /** Ends the current commit's linger early (an urgent event arrived). */
+  #lingering: (() => void) | undefined
   /** Streamed items whose state changed since they were last saved. */
   readonly #dirty = new Map<string, Item>()
   #lastItemSaveAt = -Infinity
@@ -89,7 +94,7 @@ export class ConversationWriter {
     if (this.#failure !== undefined) return
     let batch = this.#queue.at(-1)
     if (batch === undefined || batch.sealed || (op?.op === 'insert' && batch.hasInsert) || (active !== undefined && batch.active !== undefined)) {
-      batch = { events: [], ops: [], hasInsert: false, shown: false, sealed: false, id: randomUUID() }
+      batch = { events: [], ops: [], hasInsert: false, urgent: false, shown: false, sealed: false, id: randomUUID() }
       this.#queue.push(batch)
     }
     batch.events.push(json)
@@ -98,6 +103,10 @@ export class ConversationWriter {
     if (op?.op === 'replace') this.#dirty.delete(op.item.id)
     else if (op?.op === 'delete') this.#dirty.delete(op.itemId)
     if (op?.op === 'insert') batch.hasInsert = true
+    if (op?.op === 'insert' || active !== undefined) {
+      batch.urgent = true
+      this.#lingering?.()
+    }
     if (active !== undefined) batch.active = active
     if (!this.#degraded) return this.#pump()
     // Degraded: show just this event now; the batch is committed whole once the store is back.
@@ -146,10 +155,20 @@ export class ConversationWriter {
     // Let this tick's emits join the batch first: a token's events come in one synchronous run,
     // and the batch's first event is not the one that opens the item (output_item.added is).
     await Promise.resolve()
-    // In a busy stream, the next few ms of tokens join too; a batch that opens an item (its
-    // first token) does not wait.
-    const wait = this.#queue[0]?.hasInsert === true ? 0 : this.#lastCommitAt + this.#options.lingerMs - performance.now()
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+    // In a busy stream, the next few ms of tokens join too. A batch a client waits on (the first
+    // token of an item, the response's start or end) does not wait, and ends a linger under way.
+    const wait = this.#queue[0]?.urgent === true ? 0 : this.#lastCommitAt + this.#options.lingerMs - performance.now()
+    if (wait > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, wait)
+        function done (): void {
+          clearTimeout(timer)
+          resolve()
+        }
+        this.#lingering = done
+      })
+      this.#lingering = undefined
+    }
     const batch = this.#queue[0]
     if (batch === undefined) return
     batch.sealed = true

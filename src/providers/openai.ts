@@ -2,10 +2,11 @@
  * The only importer of `openai`: streams Chat Completions and maps SDK errors onto the
  * GW_ERR_PROVIDER_* registry. Retries are off here (maxRetries: 0); with-retry.ts owns them.
  */
-import OpenAI from 'openai'
+import OpenAI, { APIError } from 'openai'
 import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam, ChatCompletionTool, ChatCompletionToolChoiceOption } from 'openai/resources/chat/completions'
 import type { Log } from '../logger.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
+import { SseParser, type SseMessage } from './sse.js'
 import type { ChatMessage, ChatToolChoice, FinishReason, ModelProvider, ModelRequest, ProviderEvent } from './provider.js'
 
 export interface OpenAIProviderOptions {
@@ -64,33 +65,53 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
         else idle.refresh()
       }
       let firstToken = options.firstTokenTimeoutMs === undefined ? undefined : setTimeout(expire('UPSTREAM_FIRST_TOKEN_TIMEOUT_MS'), options.firstTokenTimeoutMs)
+      let reading = false
       try {
-        let chunks: AsyncIterable<ChatCompletionChunk>
+        // The SDK sends the request and turns an HTTP error into its APIError; the body is read
+        // here (sse.ts), a network read at a time, with the SDK's rules for messages and errors.
+        let response: Response
         try {
-          chunks = await client.chat.completions.create(toParams(request, streamOptions), { signal: controller.signal })
+          response = await client.chat.completions.create(toParams(request, streamOptions), { signal: controller.signal }).asResponse()
         } catch (err) {
           if (!streamOptions || !refusesStreamOptions(err)) throw mapError(err, options.timeoutMs)
           streamOptions = false
           log.warn({ status: (err as { status?: number }).status }, 'upstream refuses stream_options; usage will be estimated')
-          chunks = await client.chat.completions.create(toParams(request, false), { signal: controller.signal }).catch((retryErr: unknown) => {
+          response = await client.chat.completions.create(toParams(request, false), { signal: controller.signal }).asResponse().catch((retryErr: unknown) => {
             throw mapError(retryErr, options.timeoutMs)
           })
         }
         const state = { openCalls: new Set<number>(), finished: false }
+        const reader = response.body?.getReader()
+        if (reader === undefined) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED', [], { retryable: true })
+        reading = true
+        const decoder = new TextDecoder()
+        const parser = new SseParser()
+        let done = false
         try {
           arm()
-          for await (const chunk of chunks) {
+          while (!done) {
+            const read = await reader.read()
             arm()
-            for (const event of toEvents(chunk, state)) {
-              if (firstToken !== undefined && (event.type === 'text' || event.type === 'tool_call')) {
-                clearTimeout(firstToken)
-                firstToken = undefined
+            const messages = read.done ? parser.push(decoder.decode()) : parser.push(decoder.decode(read.value, { stream: true }))
+            for (const message of messages) {
+              if (message.data.startsWith('[DONE]')) {
+                done = true
+                break
               }
-              yield event
+              for (const event of toEvents(toChunk(message, response.headers), state)) {
+                if (firstToken !== undefined && (event.type === 'text' || event.type === 'tool_call')) {
+                  clearTimeout(firstToken)
+                  firstToken = undefined
+                }
+                yield event
+              }
             }
+            if (read.done) done = true
           }
+          reading = false
         } catch (err) {
-          if (timedOut === undefined) throw mapError(err, options.timeoutMs, true)
+          // Cancelled (not timed out): the stream just ends, as the SDK's own iterator does.
+          if (timedOut === undefined && !controller.signal.aborted) throw mapError(err, options.timeoutMs, true)
         }
         if (timedOut !== undefined) throw timeoutError(timedOut)
         if (!state.finished && !signal.aborted) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED', [], { retryable: true })
@@ -99,12 +120,23 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
         if (timedOut !== undefined && !signal.aborted && !(isGatewayError(err) && err.code === 'GW_ERR_PROVIDER_TIMEOUT')) throw timeoutError(timedOut, err)
         throw err
       } finally {
+        // Left before the end (the consumer stopped, or an error): close the response body.
+        if (reading) controller.abort()
         clearTimeout(idle)
         clearTimeout(firstToken)
         signal.removeEventListener('abort', forward)
       }
     }
   }
+}
+
+/** One streamed message as a chunk, or the upstream's in-stream error thrown as the SDK throws it. */
+function toChunk (message: SseMessage, headers: Headers): ChatCompletionChunk {
+  const data = JSON.parse(message.data) as ChatCompletionChunk | { error?: unknown } | null
+  if (data !== null && 'error' in data && data.error !== undefined && data.error !== null && data.error !== false) {
+    throw new APIError(undefined, data.error as object, undefined, headers)
+  }
+  return data as ChatCompletionChunk
 }
 
 /** Maps one chunk onto provider events; `state` carries what earlier chunks opened. */

@@ -116,7 +116,8 @@ return { meta[2], seq, first, active, tonumber(meta[5] or '0'), leased, items, a
  *       then 4 per op: kind ('insert' | 'replace' | 'delete'), item id,
  *         position (insert: '$' end, '^' start, '>' .. id after that id; else ''), item JSON or '',
  *       then the events (JSON objects without event_id).
- * Returns { firstSeq, previous ('' no insert, '^' first insert went first, '=' .. id), {stamped…} }.
+ * Returns { firstSeq, previous ('' no insert, '^' first insert went first, '=' .. id), epoch }: the
+ * caller stamps its events itself (stampEvent, the same rule), so they do not travel back.
  */
 export const APPEND_SCRIPT = `
 local meta = KEYS[1]
@@ -131,16 +132,9 @@ end
 -- second call gets the first one's result.
 local appendId = ARGV[9]
 if appendId ~= '' and m[5] == appendId then
-  local first, n = tonumber(m[6]), tonumber(m[7])
-  local replayed = {}
-  if n > 0 then
-    for _, entry in ipairs(redis.call('XRANGE', KEYS[5], '0-' .. first, '0-' .. (first + n - 1))) do
-      replayed[#replayed + 1] = entry[2][2]
-    end
-  end
   -- RedisStore counts this call as a refresh when it asked for one.
   if refresh then refreshAll() end
-  return { first, m[8] or '', replayed }
+  return { tonumber(m[6]), m[8] or '', m[1] }
 end
 local fence = ARGV[4]
 if fence ~= '' then
@@ -297,7 +291,7 @@ if appendId ~= '' then
   end
 end
 if #metaFields > 0 then redis.call('HSET', meta, unpack(metaFields)) end
-return { firstSeq, previousTag, stamped }
+return { firstSeq, previousTag, epoch }
 `
 
 /**

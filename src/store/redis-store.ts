@@ -19,9 +19,9 @@ import { createRedisRateLimits } from '../limits/redis-rate-limits.js'
 import type { Log } from '../logger.js'
 import type { Item } from '../protocol/events.js'
 import { createRedisUsage } from './usage-redis.js'
-import type {
-  AppendRequest, AppendResult, Backend, ConversationStore, LeaseGrant, LeaseStore, LiveFeed,
-  LiveMessage, LogEntry, Snapshot
+import {
+  stampEvent, type AppendRequest, type AppendResult, type Backend, type ConversationStore, type LeaseGrant,
+  type LeaseStore, type LiveFeed, type LiveMessage, type LogEntry, type Snapshot
 } from './conversation-store.js'
 import {
   ACQUIRE_SCRIPT, APPEND_SCRIPT, CREATE_SCRIPT, PUBLISH_SCRIPT, READ_LOG_SCRIPT, REFRESH_SCRIPT,
@@ -313,7 +313,7 @@ function toStoreError (err: unknown, log: Log, context: { conversationId?: strin
 }
 
 type SnapshotReply = [string, number, number, string, number, number, string[], string[]]
-type AppendReply = [number, string, string[]]
+type AppendReply = [number, string, string]
 type ReadLogReply = Array<[string, string[]]>
 type AcquireReply = [0, string, number] | [1, number, string, string[], string[]?]
 
@@ -465,12 +465,13 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
         }
       }
       args.push(...request.events)
-      const [firstSeq, previous, events] = await run<AppendReply>(
+      const [firstSeq, previous, epoch] = await run<AppendReply>(
         () => client.twAppend(...sixKeys(k), ...args),
         { conversationId, ...(request.fence === undefined ? {} : { fence: request.fence }), maxItems: options.maxItems }
       )
       if (refresh) refreshTimes.refreshed(conversationId, sentAt)
       const previousItemId = previous === '' ? undefined : previous === '^' ? null : previous.slice(1)
+      const events = request.events.map((json, i) => stampEvent(json, epoch, firstSeq + i, previousItemId))
       return { firstSeq, events, ...(previousItemId === undefined ? {} : { previousItemId }) }
     },
 
