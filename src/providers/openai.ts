@@ -6,6 +6,7 @@ import OpenAI, { APIError } from 'openai'
 import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming, ChatCompletionMessageParam, ChatCompletionTool, ChatCompletionToolChoiceOption } from 'openai/resources/chat/completions'
 import type { Log } from '../logger.js'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
+import { createHttpFetch, textReader } from './http-fetch.js'
 import { SseParser, type SseMessage } from './sse.js'
 import type { ChatMessage, ChatToolChoice, FinishReason, ModelProvider, ModelRequest, ProviderEvent } from './provider.js'
 
@@ -30,6 +31,7 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
     apiKey: options.apiKey,
     maxRetries: 0,
     timeout: options.timeoutMs,
+    fetch: createHttpFetch(),
     logLevel: 'warn',
     logger: {
       error: (message, ...rest) => log.error({ sdk: rest }, message),
@@ -81,19 +83,18 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
           })
         }
         const state = { openCalls: new Set<number>(), finished: false }
-        const reader = response.body?.getReader()
+        const reader = textReader(response)
         if (reader === undefined) throw gatewayError('GW_ERR_PROVIDER_STREAM_INTERRUPTED', [], { retryable: true })
         reading = true
-        const decoder = new TextDecoder()
         const parser = new SseParser()
         let done = false
         try {
           arm()
           while (!done) {
-            const read = await reader.read()
+            const text = await reader.read()
             arm()
-            const messages = read.done ? parser.push(decoder.decode()) : parser.push(decoder.decode(read.value, { stream: true }))
-            for (const message of messages) {
+            if (text === undefined) break
+            for (const message of parser.push(text)) {
               if (message.data.startsWith('[DONE]')) {
                 done = true
                 break
@@ -106,7 +107,6 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
                 yield event
               }
             }
-            if (read.done) done = true
           }
           reading = false
         } catch (err) {

@@ -68,8 +68,10 @@ async function watchReadiness (gateway: ChildGateway, stillAttached: () => boole
       const response = await fetch(`${gateway.httpOrigin}/readyz`, { signal: AbortSignal.timeout(1_000) })
       const body = await response.json().catch(() => ({})) as Record<string, unknown>
       if (response.status === 503 && body['status'] === 'draining') return { draining: true, attachedWhenDraining: stillAttached() }
-    } catch {
-      return { draining: false, attachedWhenDraining: false } // it stopped listening
+    } catch (err) {
+      // Only a refused connection means it stopped listening; a slow answer on a busy machine, or a
+      // kept-alive connection the server just dropped, is no answer yet.
+      if ((err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') return { draining: false, attachedWhenDraining: false }
     }
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
