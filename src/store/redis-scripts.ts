@@ -4,12 +4,14 @@
  *
  * All keys of one conversation share the hash tag `{c:<id>}`, so every script touches a
  * single slot and runs unchanged on Redis Cluster:
- *   `<prefix>{c:<id>}:meta`         hash: tenant, epoch, seq, fence, active, active_seq
+ *   `<prefix>{c:<id>}:meta`         hash: tenant, epoch, seq, fence, active, active_seq, holder,
+ *                                   last_append (append id), last_append_reply (its reply)
  *   `<prefix>{c:<id>}:order`        list of item ids, oldest first
  *   `<prefix>{c:<id>}:items`        hash: item id → item JSON (stored verbatim, never re-encoded)
  *   `<prefix>{c:<id>}:active_items` set: ids the active response inserted
  *   `<prefix>{c:<id>}:events`       stream: entry id `0-<seq>`, one field `e` = stamped event JSON
- *   `<prefix>{c:<id>}:lease`        string `<fence>|<owner>|<responseId>`, PX lease ttl
+ *   `<prefix>{c:<id>}:lease`        string `<fence>|<owner>|<responseId>`, PX lease ttl; only ACQUIRE
+ *                                   and REFRESH write it, always with meta's current fence
  * Live channel `<prefix>{c:<id>}:live` carries `e|<firstSeq>\n<event>\n<event>…` (JSON never
  * holds a raw newline) and `c|<responseId or empty>`.
  *
@@ -24,7 +26,8 @@ import { PREVIOUS_ITEM_MARKER } from './conversation-store.js'
 export const scriptKeyCount = {
   create: 6,
   snapshot: 6,
-  append: 6,
+  append: 5,
+  appendEvents: 5,
   readLog: 2,
   acquire: 6,
   refresh: 2,
@@ -95,58 +98,159 @@ return { meta[2], seq, first, active, tonumber(meta[5] or '0'), leased, items, a
 `
 
 /**
- * One atomic append: fence check, item ops (all validated first), events stamped and logged,
- * active-response bookkeeping, TTL, live publish.
+ * Lua shared by APPEND_SCRIPT and APPEND_EVENTS_SCRIPT, inlined so each rule of an append has one
+ * copy and no call builds a closure. Both scripts take the same KEYS (meta, order, items,
+ * active_items, events) and the same first six ARGV:
+ * 1 ttlMs, 2 maxLogLen, 3 fence or '', 4 live channel, 5 append id or '',
+ * 6 refresh every key's TTL ('1' | '0').
+ * Events are JSON objects without event_id, sent without their opening `{` (stamping puts
+ * `{"event_id":"…",` in its place).
+ * Both return `<firstSeq>|<epoch>|<previous>`, previous being '' (no insert), '^' (the first
+ * insert went first) or '=' .. the id before it: the caller stamps its events itself
+ * (stampEvent, the same rule), so they do not travel back.
  *
- * It runs once per streamed token batch, so it keeps its Redis calls few (a typical token —
- * one event, one replace, fenced — makes six: HMGET meta, GET lease, HSET item, XADD, HSET
- * meta, PUBLISH): meta is read once and written once, LLEN runs only for inserts, and a
+ * They run once per streamed token batch, where the interpreter costs more than the commands
+ * (a trivial script already costs more than a GET), so they skip what the common path does not
+ * need: the fence is checked against meta (no lease read), meta's last-append reply is read only
+ * for a retry, sequence numbers stay text (counted up digit-wise: formatting a Lua number costs
+ * more than a command), a table is built only for a second event, and the reply is one string
+ * (a table reply costs as much as a command).
+ *
+ * TTL: with refresh '1' every key's TTL is reset to ttlMs. With '0' (RedisStore refreshed them
+ * recently, so each has most of its TTL left) only a key this append creates gets one: the
+ * order list and items hash (inserts), the active_items set (a tracked insert) and the events
+ * stream (detected by XADD NOMKSTREAM). A replace never creates a key, meta must exist, and no
+ * other write here creates one, so no key of a conversation ever lives without a TTL.
+ */
+const REFRESH_ALL = "for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end"
+
+/**
+ * Replaces item `id` only if it is still present: HSET reports a new field, which is removed
+ * again (one call instead of HEXISTS + HSET; a hash it created empties, so Redis drops it).
+ */
+const replaceItem = (id: string, json: string): string =>
+  `if redis.call('HSET', KEYS[3], ${id}, ${json}) == 1 then redis.call('HDEL', KEYS[3], ${id}) end`
+
+/**
+ * Needs `m` = HMGET meta 'epoch', 'seq', 'fence', 'last_append'[, …]. Ends the script for an
+ * unknown conversation, a retried append (with the first one's reply) and a stale fence;
+ * defines `epoch`, `ttl`, `refresh`, `appendId`, `fence`.
+ */
+const APPEND_CHECKS = `
+local epoch = m[1]
+if not epoch then return redis.error_reply('TOKENWIRE NOTFOUND') end
+local ttl = ARGV[1]
+local refresh = ARGV[6] == '1'
+-- Idempotency: the same append sent twice (a retry after a lost reply) is applied once; the
+-- second call gets the first one's reply.
+local appendId = ARGV[5]
+if appendId ~= '' and m[4] == appendId then
+  -- RedisStore counts this call as a refresh when it asked for one.
+  if refresh then ${REFRESH_ALL} end
+  return redis.call('HGET', KEYS[1], 'last_append_reply')
+end
+-- The lease holder may write; so may a fence whose lease lapsed while no newer fence was issued
+-- (nobody else can have written since). A lease always carries meta's fence, so meta's fence
+-- decides both without reading the lease.
+local fence = ARGV[3]
+if fence ~= '' and m[3] ~= fence then return redis.error_reply('TOKENWIRE FENCED') end
+`
+
+/**
+ * Sets `seq` (text) to seq + 1 without Lua number formatting: the last digit counts up, and only
+ * a carry goes through a Lua number (printed exactly below 10^14; a seq never gets near).
+ */
+const NEXT_SEQ = `
+  local digit = string.byte(seq, -1)
+  if digit < 57 then seq = string.sub(seq, 1, -2) .. string.char(digit + 1) else seq = tostring(tonumber(seq) + 1) end`
+
+/**
+ * Stamps, logs and gathers ARGV[firstEvent..] exactly as stampEvent() does: with `withMarker`,
+ * the marker's first occurrence (plain find) is replaced by `replacement` unless that is false
+ * (the request inserted no item); then "event_id" is put first. Needs `m`, `epoch`, `refresh`,
+ * `firstEvent`; defines `seq` (the last seq, text), `firstSeq` (text, false without events),
+ * `createdLog`, and `single` / `stamped` (the only event / all of them).
+ */
+function stampEvents (withMarker: boolean): string {
+  const replace = withMarker
+    ? `
+  if replacement then
+    local s, e = string.find(body, marker, 1, true)
+    if s then body = string.sub(body, 1, s - 1) .. replacement .. string.sub(body, e + 1) end
+  end`
+    : ''
+  return `
+local seq, firstSeq, single, stamped = m[2], false, false, false
+local logExists, createdLog = refresh, false
+for i = firstEvent, #ARGV do
+  local body = ARGV[i]${replace}${NEXT_SEQ}
+  local event = '{"event_id":"ev_' .. epoch .. '_' .. seq .. '",' .. body
+  local entry = '0-' .. seq
+  if logExists then
+    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], entry, 'e', event)
+  elseif not redis.call('XADD', KEYS[5], 'NOMKSTREAM', 'MAXLEN', ARGV[2], entry, 'e', event) then
+    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], entry, 'e', event)
+    createdLog = true
+  end
+  logExists = true
+  if not firstSeq then
+    firstSeq, single = seq, event
+  elseif stamped then
+    stamped[#stamped + 1] = event
+  else
+    stamped = { single, event }
+  end
+end
+`
+}
+
+/**
+ * Needs what stampEvents defines and `previousTag`. TTL of the events stream (or of every
+ * key), live publish, meta write, reply.
+ */
+const APPEND_FINISH = `
+if refresh then
+  ${REFRESH_ALL}
+elseif createdLog then
+  redis.call('PEXPIRE', KEYS[5], ttl)
+end
+if firstSeq then
+  local events = single
+  if stamped then events = table.concat(stamped, '\\n') end
+  redis.call('PUBLISH', ARGV[4], 'e|' .. firstSeq .. '\\n' .. events)
+else
+  firstSeq = tostring(tonumber(seq) + 1)
+end
+local reply = firstSeq .. '|' .. epoch .. '|' .. previousTag
+if appendId ~= '' then
+  redis.call('HSET', KEYS[1], 'seq', seq, 'last_append', appendId, 'last_append_reply', reply)
+elseif seq ~= m[2] then
+  redis.call('HSET', KEYS[1], 'seq', seq)
+end
+return reply
+`
+
+/**
+ * One atomic append: fence check, item ops (all validated first), events stamped and logged,
+ * active-response bookkeeping, TTL, live publish. RedisStore sends the common token append
+ * (no insert or delete, no active change) to APPEND_EVENTS_SCRIPT instead.
+ *
+ * Meta is read once and its seq and last append written once; LLEN runs only for inserts, and a
  * replace is an HSET undone by HDEL in the rare case the item was gone.
  *
- * TTL: with refresh '1' every key's TTL is reset to ttlMs. With '0' (RedisStore refreshed
- * them recently, so each has most of its TTL left) only a key this append creates gets one:
- * the order list and items hash (inserts), the active_items set (a tracked insert) and the
- * events stream (detected by XADD NOMKSTREAM). A replace never creates a key, meta must exist,
- * and no other write here creates one, so no key of a conversation ever lives without a TTL.
- *
- * KEYS: meta, order, items, active_items, events, lease
- * ARGV: 1 ttlMs, 2 maxLogLen, 3 maxItems, 4 fence or '', 5 active state ('start' | 'end' | ''),
- *       6 active responseId or '', 7 live channel, 8 op count N, 9 append id or '',
- *       10 refresh every key's TTL ('1' | '0'),
+ * KEYS: meta, order, items, active_items, events (not the lease: its fence is meta's)
+ * ARGV: 1–6 as above, 7 maxItems, 8 active state ('start' | 'end' | ''), 9 active responseId or '',
+ *       10 op count N,
  *       then 4 per op: kind ('insert' | 'replace' | 'delete'), item id,
  *         position (insert: '$' end, '^' start, '>' .. id after that id; else ''), item JSON or '',
- *       then the events (JSON objects without event_id).
- * Returns { firstSeq, previous ('' no insert, '^' first insert went first, '=' .. id), epoch }: the
- * caller stamps its events itself (stampEvent, the same rule), so they do not travel back.
+ *       then the events.
+ * Returns `<firstSeq>|<epoch>|<previous>` (above).
  */
 export const APPEND_SCRIPT = `
-local meta = KEYS[1]
-local m = redis.call('HMGET', meta, 'epoch', 'seq', 'active', 'fence', 'last_append', 'last_append_seq', 'last_append_count', 'last_append_prev')
-if not m[1] then return redis.error_reply('TOKENWIRE NOTFOUND') end
-local ttl = ARGV[1]
-local refresh = ARGV[10] == '1'
-local function refreshAll ()
-  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
-end
--- Idempotency: the same append sent twice (a retry after a lost reply) is applied once; the
--- second call gets the first one's result.
-local appendId = ARGV[9]
-if appendId ~= '' and m[5] == appendId then
-  -- RedisStore counts this call as a refresh when it asked for one.
-  if refresh then refreshAll() end
-  return { tonumber(m[6]), m[8] or '', m[1] }
-end
-local fence = ARGV[4]
-if fence ~= '' then
-  -- The lease holder may write; so may a fence whose lease lapsed while no newer fence was
-  -- issued (nobody else can have written since).
-  local lease = redis.call('GET', KEYS[6])
-  local current
-  if lease then current = string.match(lease, '^(%d+)|') else current = m[4] end
-  if current ~= fence then return redis.error_reply('TOKENWIRE FENCED') end
-end
-local maxItems = tonumber(ARGV[3])
-local nOps = tonumber(ARGV[8])
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'fence', 'last_append', 'active')
+${APPEND_CHECKS}
+local maxItems = tonumber(ARGV[7])
+local nOps = tonumber(ARGV[10])
 local firstOp = 11
 local firstEvent = firstOp + nOps * 4
 
@@ -184,15 +288,11 @@ for i = 0, nOps - 1 do
   end
 end
 
-local seq = tonumber(m[2])
-local firstSeq = seq + 1
-local active = m[3] or ''
--- Meta is written once, at the end: these fields join the new seq there.
-local metaFields = {}
-if ARGV[5] == 'start' then
-  metaFields = { 'active', ARGV[6], 'active_seq', firstSeq }
+local active = m[5] or ''
+if ARGV[8] == 'start' then
+  active = ARGV[9]
+  redis.call('HSET', KEYS[1], 'active', active, 'active_seq', tonumber(m[2]) + 1)
   redis.call('DEL', KEYS[4])
-  active = ARGV[6]
 end
 local track = fence ~= '' and active ~= ''
 
@@ -221,9 +321,7 @@ for i = 0, nOps - 1 do
       tracked = true
     end
   elseif kind == 'replace' then
-    -- Only an item still present is replaced: HSET reports a new field, which is removed again
-    -- (one call instead of HEXISTS + HSET; a hash it created empties, so Redis drops it).
-    if redis.call('HSET', KEYS[3], id, json) == 1 then redis.call('HDEL', KEYS[3], id) end
+    ${replaceItem('id', 'json')}
   else
     redis.call('LREM', KEYS[2], 0, id)
     redis.call('HDEL', KEYS[3], id)
@@ -231,68 +329,52 @@ for i = 0, nOps - 1 do
   end
 end
 
--- Stamp exactly as stampEvent() does: marker (first occurrence, plain find) replaced only
--- when the request inserted an item, then "event_id" put first.
+-- The marker's replacement: the id before the request's first inserted item.
 local marker = [==[${PREVIOUS_ITEM_MARKER}]==]
 local replacement = false
+local previousTag = ''
 if hadInsert then
-  if previous then replacement = '"' .. previous .. '"' else replacement = 'null' end
-end
-local epoch = m[1]
-local stamped = {}
-local createdLog = false
-for i = firstEvent, #ARGV do
-  local body = ARGV[i]
-  if replacement then
-    local s, e = string.find(body, marker, 1, true)
-    if s then body = string.sub(body, 1, s - 1) .. replacement .. string.sub(body, e + 1) end
+  if previous then
+    replacement = '"' .. previous .. '"'
+    previousTag = '=' .. previous
+  else
+    replacement = 'null'
+    previousTag = '^'
   end
-  seq = seq + 1
-  local event = '{"event_id":"ev_' .. epoch .. '_' .. seq .. '",' .. string.sub(body, 2)
-  local entry = '0-' .. seq
-  if refresh or #stamped > 0 then
-    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], entry, 'e', event)
-  elseif not redis.call('XADD', KEYS[5], 'NOMKSTREAM', 'MAXLEN', ARGV[2], entry, 'e', event) then
-    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[2], entry, 'e', event)
-    createdLog = true
-  end
-  stamped[#stamped + 1] = event
 end
-
-if ARGV[5] == 'end' then
-  metaFields = { 'active', '', 'active_seq', 0 }
+${stampEvents(true)}
+if ARGV[8] == 'end' then
+  redis.call('HSET', KEYS[1], 'active', '', 'active_seq', 0)
   redis.call('DEL', KEYS[4])
 end
-if refresh then
-  refreshAll()
-else
+if not refresh then
   if hadInsert then
     redis.call('PEXPIRE', KEYS[2], ttl)
     redis.call('PEXPIRE', KEYS[3], ttl)
   end
   if tracked then redis.call('PEXPIRE', KEYS[4], ttl) end
-  if createdLog then redis.call('PEXPIRE', KEYS[5], ttl) end
 end
-if #stamped > 0 then
-  redis.call('PUBLISH', ARGV[7], 'e|' .. firstSeq .. '\\n' .. table.concat(stamped, '\\n'))
-end
+${APPEND_FINISH}`
 
+/**
+ * The common token append, with APPEND_SCRIPT's rules (the fragments above) minus what it
+ * cannot need: only replace ops (which never fail: an item gone meanwhile is not replaced), no
+ * active change, no marker (nothing is inserted).
+ * KEYS: as APPEND_SCRIPT
+ * ARGV: 1–6 as above, 7 replace count R, then 2 per replace: item id, item JSON; then the events.
+ * Returns as APPEND_SCRIPT (previous always '').
+ */
+export const APPEND_EVENTS_SCRIPT = `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'fence', 'last_append')
+${APPEND_CHECKS}
+-- (tonumber costs a strtod: the common token carries no replace)
+local firstEvent = 8
+if ARGV[7] ~= '0' then firstEvent = 8 + tonumber(ARGV[7]) * 2 end
+for i = 8, firstEvent - 1, 2 do
+  ${replaceItem('ARGV[i]', 'ARGV[i + 1]')}
+end
 local previousTag = ''
-if hadInsert then
-  if previous then previousTag = '=' .. previous else previousTag = '^' end
-end
-if #stamped > 0 then
-  metaFields[#metaFields + 1] = 'seq'
-  metaFields[#metaFields + 1] = seq
-end
-if appendId ~= '' then
-  for _, value in ipairs({ 'last_append', appendId, 'last_append_seq', firstSeq, 'last_append_count', #stamped, 'last_append_prev', previousTag }) do
-    metaFields[#metaFields + 1] = value
-  end
-end
-if #metaFields > 0 then redis.call('HSET', meta, unpack(metaFields)) end
-return { firstSeq, previousTag, epoch }
-`
+${stampEvents(false)}${APPEND_FINISH}`
 
 /**
  * Log entries after a sequence number (exclusive range, Redis ≥ 6.2).

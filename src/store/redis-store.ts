@@ -24,8 +24,8 @@ import {
   type LeaseStore, type LiveFeed, type LiveMessage, type LogEntry, type Snapshot
 } from './conversation-store.js'
 import {
-  ACQUIRE_SCRIPT, APPEND_SCRIPT, CREATE_SCRIPT, PUBLISH_SCRIPT, READ_LOG_SCRIPT, REFRESH_SCRIPT,
-  RELEASE_SCRIPT, SNAPSHOT_SCRIPT, scriptKeyCount
+  ACQUIRE_SCRIPT, APPEND_EVENTS_SCRIPT, APPEND_SCRIPT, CREATE_SCRIPT, PUBLISH_SCRIPT, READ_LOG_SCRIPT,
+  REFRESH_SCRIPT, RELEASE_SCRIPT, SNAPSHOT_SCRIPT, scriptKeyCount
 } from './redis-scripts.js'
 
 export interface RedisBackendOptions {
@@ -89,6 +89,7 @@ interface ScriptCommands {
   twCreate (...args: Arg[]): Promise<unknown>
   twSnapshot (...args: Arg[]): Promise<unknown>
   twAppend (...args: Arg[]): Promise<unknown>
+  twAppendEvents (...args: Arg[]): Promise<unknown>
   twReadLog (...args: Arg[]): Promise<unknown>
   twAcquire (...args: Arg[]): Promise<unknown>
   twRefresh (...args: Arg[]): Promise<unknown>
@@ -101,6 +102,7 @@ function defineScripts (client: Client): Client & ScriptCommands {
     twCreate: [CREATE_SCRIPT, scriptKeyCount.create],
     twSnapshot: [SNAPSHOT_SCRIPT, scriptKeyCount.snapshot],
     twAppend: [APPEND_SCRIPT, scriptKeyCount.append],
+    twAppendEvents: [APPEND_EVENTS_SCRIPT, scriptKeyCount.appendEvents],
     twReadLog: [READ_LOG_SCRIPT, scriptKeyCount.readLog],
     twAcquire: [ACQUIRE_SCRIPT, scriptKeyCount.acquire],
     twRefresh: [REFRESH_SCRIPT, scriptKeyCount.refresh],
@@ -313,7 +315,8 @@ function toStoreError (err: unknown, log: Log, context: { conversationId?: strin
 }
 
 type SnapshotReply = [string, number, number, string, number, number, string[], string[]]
-type AppendReply = [number, string, string]
+/** `<firstSeq>|<epoch>|<previous>`, previous '' (no insert), '^' (went first) or '=' .. id. */
+type AppendReply = string
 type ReadLogReply = Array<[string, string[]]>
 type AcquireReply = [0, string, number] | [1, number, string, string[], string[]?]
 
@@ -322,8 +325,8 @@ type AcquireReply = [0, string, number] | [1, number, string, string[], string[]
  * batch) need not: an append refreshes them only when the last refresh is older than
  * `everyMs`. Skipping is safe because every refresh sets each key to live `ttlMs` from a moment
  * no earlier than the time recorded here, the keys an append creates get their TTL in that
- * append (APPEND_SCRIPT), and `everyMs` is a small part of `ttlMs`: a conversation in use keeps
- * at least 7/8 of its TTL. Forgetting an entry (bounded map) only costs an early refresh.
+ * append (both append scripts), and `everyMs` is a small part of `ttlMs`: a conversation in use
+ * keeps at least 7/8 of its TTL. Forgetting an entry (bounded map) only costs an early refresh.
  */
 class RefreshTimes {
   readonly #at = new Map<string, number>()
@@ -415,6 +418,7 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
 
   const keysOf = (conversationId: string) => conversationKeys(options.keyPrefix, conversationId)
   const sixKeys = (k: ReturnType<typeof keysOf>) => [k.meta, k.order, k.items, k.activeItems, k.events, k.lease]
+  const appendKeys = (k: ReturnType<typeof keysOf>) => [k.meta, k.order, k.items, k.activeItems, k.events]
 
   const conversations: ConversationStore = {
     async create (conversationId, tenant, epoch) {
@@ -450,26 +454,39 @@ export function createRedisBackend (options: RedisBackendOptions): Backend {
       const sentAt = now()
       const refresh = refreshTimes.due(conversationId, sentAt)
       const args: Arg[] = [
-        ttlMs, options.maxLogEvents, options.maxItems, request.fence === undefined ? '' : String(request.fence),
-        request.active?.state ?? '', request.active?.responseId ?? '', k.live, ops.length, request.id ?? '',
+        ttlMs, options.maxLogEvents, request.fence === undefined ? '' : String(request.fence), k.live, request.id ?? '',
         refresh ? '1' : '0'
       ]
-      for (const op of ops) {
-        if (op.op === 'insert') {
-          const where = op.after === undefined ? '$' : op.after === null ? '^' : `>${op.after}`
-          args.push('insert', op.item.id, where, JSON.stringify(op.item))
-        } else if (op.op === 'replace') {
-          args.push('replace', op.item.id, '', JSON.stringify(op.item))
-        } else {
-          args.push('delete', op.itemId, '', '')
+      // A streamed token (events, at most a replace of its item) takes the lean script.
+      const lean = request.active === undefined && ops.every((op) => op.op === 'replace')
+      if (lean) {
+        args.push(ops.length)
+        for (const op of ops) args.push(op.item.id, JSON.stringify(op.item))
+      } else {
+        args.push(options.maxItems, request.active?.state ?? '', request.active?.responseId ?? '', ops.length)
+        for (const op of ops) {
+          if (op.op === 'insert') {
+            const where = op.after === undefined ? '$' : op.after === null ? '^' : `>${op.after}`
+            args.push('insert', op.item.id, where, JSON.stringify(op.item))
+          } else if (op.op === 'replace') {
+            args.push('replace', op.item.id, '', JSON.stringify(op.item))
+          } else {
+            args.push('delete', op.itemId, '', '')
+          }
         }
       }
-      args.push(...request.events)
-      const [firstSeq, previous, epoch] = await run<AppendReply>(
-        () => client.twAppend(...sixKeys(k), ...args),
+      // The scripts put `{"event_id":"…",` where the opening brace was.
+      for (const json of request.events) args.push(json.slice(1))
+      const reply = await run<AppendReply>(
+        () => lean ? client.twAppendEvents(...appendKeys(k), ...args) : client.twAppend(...appendKeys(k), ...args),
         { conversationId, ...(request.fence === undefined ? {} : { fence: request.fence }), maxItems: options.maxItems }
       )
       if (refresh) refreshTimes.refreshed(conversationId, sentAt)
+      const seqEnd = reply.indexOf('|')
+      const epochEnd = reply.indexOf('|', seqEnd + 1)
+      const firstSeq = Number(reply.slice(0, seqEnd))
+      const epoch = reply.slice(seqEnd + 1, epochEnd)
+      const previous = reply.slice(epochEnd + 1)
       const previousItemId = previous === '' ? undefined : previous === '^' ? null : previous.slice(1)
       const events = request.events.map((json, i) => stampEvent(json, epoch, firstSeq + i, previousItemId))
       return { firstSeq, events, ...(previousItemId === undefined ? {} : { previousItemId }) }
