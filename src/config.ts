@@ -62,7 +62,7 @@ export const EnvSchema = Type.Object({
   REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:]+:\\d+(,[^,:]+:\\d+)*$', description: '`host:port,…` seed nodes of a Redis Cluster (wins over `REDIS_URL`).' })),
   REDIS_KEY_PREFIX: Type.String({ default: 'tw:', maxLength: 64, description: 'Prefix of every Redis key and channel.' }),
   EVENT_LOG_MAX_EVENTS: Int(10_000, 16, 'Events kept per conversation log; older `resume_after` cursors get `resume_cursor_expired`.'),
-  BATCH_LINGER_MS: Int(5, 0, 'Least time between two log writes of one reply, in ms: tokens meanwhile go in one batch (the first token after a pause is not delayed). 0: one write in flight, no wait.'),
+  BATCH_LINGER_MS: Int(5, 0, 'Least time between two log writes of one reply, in ms: tokens meanwhile go in one batch (the first token of an item, the start and end of a reply, and the first token after a pause are not delayed). 0: one write in flight, no wait.'),
   LEASE_TTL_MS: Int(5_000, 100, 'Lease of the instance generating a reply, in ms (refreshed every third of it); a dead instance\'s reply is ended within about twice this.'),
   ON_DISCONNECT: Type.Union([Type.Literal('continue'), Type.Literal('cancel')], { default: 'continue', description: 'A reply whose client disconnects keeps generating (`continue`, so a reconnect gets all of it) or stops (`cancel`).' }),
   MEMORY_STORE_MAX_CONVERSATIONS: Int(10_000, 1, 'Conversations the in-memory store keeps; the least recently used are dropped first.'),

@@ -99,6 +99,18 @@ export function gatewayError (
   return Object.assign(err, { code, statusCode: spec.status, wire: spec.wire, type: spec.type }, rest)
 }
 
+/**
+ * The body of an HTTP API error reply, as OpenAI's REST API writes it: `param` (else the error's
+ * own) names the offending field, null when none. (Refused WebSocket upgrades answer without `param`.)
+ */
+export function httpErrorBody (err: GatewayError, param: string | undefined = err.param): HttpErrorBody {
+  return { error: { type: err.type, code: err.wire, message: err.message, param: param ?? null } }
+}
+
+export interface HttpErrorBody {
+  readonly error: { readonly type: ErrorSpec['type'], readonly code: string, readonly message: string, readonly param: string | null }
+}
+
 /** True when `err` came from `gatewayError` (matched on `code`, never `instanceof`). */
 export function isGatewayError (err: unknown): err is GatewayError {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' &&

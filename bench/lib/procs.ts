@@ -2,6 +2,9 @@
  * The harness's child processes: spawn, wait until ready, read their CPU time and RSS from
  * /proc, stop them. Every child is tracked and SIGKILLed if the harness exits first, so a run
  * never leaves a process behind. Loopback only; ports come from the kernel (never 6379).
+ * Deliberately not test/helpers/redis.ts or child-gateway.ts: the bench is its own entry point
+ * that imports only src/, and its figures need every child's pid (CPU, RSS, syscalls from /proc),
+ * which those helpers keep to themselves.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'

@@ -7,7 +7,7 @@
  */
 import { clearLine, createInterface, cursorTo } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
-import { TokenwireClient, type ClientError, type ConnectionStatus, type Reply, type WebSocketConstructorLike } from '../client/index.js'
+import { TokenwireClient, responseError, type ClientError, type ConnectionStatus, type Reply, type WebSocketConstructorLike } from '../client/index.js'
 import type { ServerEvent } from '../protocol/events.js'
 
 export interface ChatOptions {
@@ -161,8 +161,7 @@ export async function runChat (options: ChatOptions): Promise<number> {
         const status = event.response.status
         if (status === 'cancelled') line(dim('[stopped]'))
         else if (status === 'failed' || status === 'incomplete') {
-          const details = event.response.status_details
-          line(`[${status}: ${details?.error?.code ?? details?.reason ?? 'no reason given'}]`)
+          line(`[${status}: ${responseError(event.response)?.code ?? 'no reason given'}]`)
         } else if (!atLineStart) {
           write('\n')
           atLineStart = true

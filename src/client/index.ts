@@ -10,8 +10,8 @@
  */
 export { TokenwireClient, randomId } from './tokenwire-client.js'
 export type { TokenwireClientOptions, ClientEvents, ClientError, InputPart, ConnectionStatus, ConnectionState, ConnectionFailure, ReconnectOptions } from './tokenwire-client.js'
-export { Reply, ReplyError } from './reply.js'
-export type { ReplyStatus, FinalStatus, ReplyResult, ReplyErrorInfo } from './reply.js'
+export { Reply, ReplyError, responseError } from './reply.js'
+export type { ReplyStatus, FinalStatus, ReplyResult, ReplyErrorInfo, ResponseResource } from './reply.js'
 export { ClientTools } from './client-tools.js'
 export type { ToolSpec, ToolFunction, JsonSchema, FunctionToolDefinition } from './client-tools.js'
 export { closeAction, backoffDelay } from './close-policy.js'

@@ -4,7 +4,8 @@
  */
 import type { ServerEvent } from '../protocol/events.js'
 
-type ResponseResource = Extract<ServerEvent, { type: 'response.done' }>['response']
+/** A response as `response.created` / `response.done` carry it. */
+export type ResponseResource = Extract<ServerEvent, { type: 'response.done' }>['response']
 
 export type ReplyStatus = 'pending' | 'in_progress' | 'completed' | 'cancelled' | 'failed' | 'incomplete'
 export type FinalStatus = Exclude<ReplyStatus, 'pending' | 'in_progress'>
@@ -22,6 +23,21 @@ export interface ReplyResult {
   /** Every response of the turn, as its `response.done` carried it. */
   readonly responses: readonly ResponseResource[]
   readonly error?: ReplyErrorInfo
+}
+
+/**
+ * Why a response did not complete, from its `status_details`: the error's code and message (the
+ * gateway adds `message`), or the reason. Undefined when it gives neither. The chat page and the
+ * CLI word a failed response with it too.
+ */
+export function responseError (response: ResponseResource): ReplyErrorInfo | undefined {
+  const details = response.status_details
+  const error = details?.error
+  const reason = details?.reason
+  if (error === undefined && reason === undefined) return undefined
+  const message: unknown = error === undefined ? undefined : Reflect.get(error, 'message')
+  const code = error?.code ?? reason ?? response.status ?? 'failed'
+  return { code, message: typeof message === 'string' ? message : code }
 }
 
 /** Thrown by a reply's iterator when the reply fails. */

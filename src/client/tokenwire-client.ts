@@ -10,7 +10,7 @@ import { Connection, DEFAULT_RECONNECT, type ConnectionFailure, type ConnectionS
 import { CursorTracker } from './cursor.js'
 import { Emitter } from './emitter.js'
 import { isUnauthorized } from './models.js'
-import { Reply, type FinalStatus, type ReplyControl, type ReplyErrorInfo } from './reply.js'
+import { Reply, responseError, type FinalStatus, type ReplyControl, type ReplyErrorInfo, type ResponseResource } from './reply.js'
 import { globalWebSocket, type WebSocketConstructorLike } from './web-socket.js'
 
 /** One part of a user message. */
@@ -20,8 +20,6 @@ export type InputPart =
 
 /** A conversation item as the server sends it. */
 export type ConversationItem = Extract<ServerEvent, { type: 'conversation.item.done' }>['item']
-/** A response as `response.created` / `response.done` carry it. */
-export type ResponseResource = Extract<ServerEvent, { type: 'response.done' }>['response']
 
 export interface TokenwireClientOptions {
   /** The Realtime endpoint, e.g. `ws://127.0.0.1:8080/v1/realtime` (`http(s)://` is accepted too). */
@@ -393,7 +391,7 @@ export class TokenwireClient extends Emitter<ClientEvents> {
     if (turn === undefined) return
     turn.control.responseDone(response)
     const status = response.status ?? 'completed'
-    if (status !== 'completed') return this.#finish(turn, status === 'in_progress' ? 'incomplete' : status, statusError(response))
+    if (status !== 'completed') return this.#finish(turn, status === 'in_progress' ? 'incomplete' : status, responseError(response))
     const calls = (response.output ?? []).flatMap((item) => item.type === 'function_call' && item.call_id !== undefined ? [{ callId: item.call_id, name: item.name, arguments: item.arguments }] : [])
     const tagged = response.metadata?.[TAG_TURN] !== undefined
     if (calls.length === 0 || !tagged || turn.cancelRequested) return this.#finish(turn, turn.cancelRequested ? 'cancelled' : 'completed')
@@ -468,17 +466,6 @@ export class TokenwireClient extends Emitter<ClientEvents> {
     for (const [itemId, output] of this.#unackedOutputs) if (output.turn === turn) this.#unackedOutputs.delete(itemId)
     turn.control.finish(status, error)
   }
-}
-
-/** Why a response did not complete, from its `status_details` (the gateway adds `message`). */
-function statusError (response: ResponseResource): ReplyErrorInfo | undefined {
-  const details = response.status_details
-  const error = details?.error
-  const reason = details?.reason
-  if (error === undefined && reason === undefined) return undefined
-  const message: unknown = error === undefined ? undefined : Reflect.get(error, 'message')
-  const code = error?.code ?? reason ?? response.status ?? 'failed'
-  return { code, message: typeof message === 'string' ? message : code }
 }
 
 /** Checks the two fields every server event has; the rest is the gateway's protocol contract. */

@@ -25,8 +25,10 @@ const RETRY_MS = 250
 /**
  * Least time between two saves of a streamed item's state (its text so far), in ms. Saving it
  * with every batch rewrites the whole text each time — quadratic in the reply's length. Its final
- * state always goes with its done event; in between, history lags the log by at most this much
- * (only a dead instance's reply, ended by another one, ever shows that lag).
+ * state always goes with its done event; until then the saved state may lack the deltas logged
+ * since the last save (up to this much streaming, however long the stream then pauses). Attaching
+ * clients replay an item in flight from the log, so only a read of the stored item mid-stream
+ * (conversation.item.retrieve, or another instance ending a dead instance's reply) sees that lag.
  */
 const ITEM_SAVE_MS = 250
 
@@ -173,15 +175,19 @@ export class ConversationWriter {
     if (batch === undefined) return
     batch.sealed = true
     this.#lastCommitAt = performance.now()
-    const { fence } = this.#options
+    const { fence, store, conversationId } = this.#options
     // A shallow copy is a snapshot: a run replaces an item's fields (content, status, arguments…),
     // never mutates them in place; the store copies or serialises what it keeps.
     if (batch.saves === undefined) {
       batch.saves = []
       if (this.#dirty.size > 0 && this.#lastCommitAt - this.#lastItemSaveAt >= ITEM_SAVE_MS) {
         this.#lastItemSaveAt = this.#lastCommitAt
-        for (const item of this.#dirty.values()) batch.saves.push({ op: 'replace', item: { ...item } })
-        this.#dirty.clear()
+        for (const [id, item] of this.#dirty) {
+          // An item a later batch inserts is not in the store yet: it waits for a later save.
+          if (this.#queue.some((later) => later !== batch && later.ops.some((op) => op.op === 'insert' && op.item.id === id))) continue
+          batch.saves.push({ op: 'replace', item: { ...item } })
+          this.#dirty.delete(id)
+        }
       }
     }
     const ops = batch.saves.length === 0 ? batch.ops : [...batch.ops, ...batch.saves]
@@ -195,7 +201,7 @@ export class ConversationWriter {
     if (batch.shown) this.#options.holdLocal()
     let result: AppendResult | undefined
     try {
-      result = await storeAppend.tracePromise(async () => await this.#options.store.append(this.#options.conversationId, request), { conversationId: this.#options.conversationId, events: batch.events.length })
+      result = await storeAppend.tracePromise(() => store.append(conversationId, request), { conversationId, events: batch.events.length })
     } catch (err) {
       if (batch.shown) this.#options.releaseLocal()
       if (isGatewayError(err) && err.code === 'GW_ERR_STORE_UNAVAILABLE') {

@@ -5,6 +5,7 @@
  * payloads here are written out for this document, listing the fields the gateway sends; the map
  * below is typed over the ServerEvent union, so an event added there cannot be missing here.
  */
+import { errorSpecs } from '../errors.js'
 import { AudioEventTypes, ClientEventSchemas, ItemSchemas, ToolSchemas, TruncationSchema, type ServerEvent } from './events.js'
 
 type Schema = Record<string, unknown>
@@ -257,7 +258,7 @@ function componentSchemas (): Record<string, Schema> {
       type: 'object',
       required: ['type', 'code', 'message'],
       properties: {
-        type: { type: 'string', enum: ['invalid_request_error', 'server_error', 'upstream_error'] },
+        type: { type: 'string', enum: [...new Set(Object.values(errorSpecs).map((spec) => spec.type))] },
         code: { type: 'string', description: 'A stable snake_case code (README "Errors").' },
         message: str,
         param: { type: ['string', 'null'] },

@@ -38,7 +38,8 @@ export function textReader (response: Response): TextReader | undefined {
   message.setEncoding('utf8')
   const queue: string[] = []
   let ended = false
-  let failure: Error | undefined
+  // Destroyed before this reader was made (aborted, or the connection failed): its events are past.
+  let failure = message.destroyed ? closedEarly(message) : undefined
   let wake: (() => void) | undefined
   const notify = (): void => {
     const resolve = wake
@@ -52,7 +53,7 @@ export function textReader (response: Response): TextReader | undefined {
   message.once('end', () => { ended = true; notify() })
   message.once('error', (err) => { failure ??= err; notify() })
   message.once('close', () => {
-    if (!ended) failure ??= new Error('the upstream connection closed before the end of the body')
+    if (!ended) failure ??= closedEarly(message)
     notify()
   })
   return {
@@ -69,6 +70,10 @@ export function textReader (response: Response): TextReader | undefined {
       return undefined
     }
   }
+}
+
+function closedEarly (message: IncomingMessage): Error {
+  return message.errored ?? new Error('the upstream connection closed before the end of the body')
 }
 
 function webTextReader (response: Response): TextReader | undefined {
@@ -136,6 +141,10 @@ function toResponse (message: IncomingMessage): Response {
       pull (controller) {
         if (bodies.get(response) !== message) return
         bodies.delete(response)
+        if (message.destroyed) {
+          controller.error(closedEarly(message))
+          return
+        }
         message.on('data', (chunk: Buffer) => controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)))
         message.once('end', () => controller.close())
         message.once('error', (err) => controller.error(err))

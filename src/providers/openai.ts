@@ -99,7 +99,7 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
                 done = true
                 break
               }
-              for (const event of toEvents(toChunk(message, response.headers), state)) {
+              for (const event of toEvents(toChunk(message, response), state)) {
                 if (firstToken !== undefined && (event.type === 'text' || event.type === 'tool_call')) {
                   clearTimeout(firstToken)
                   firstToken = undefined
@@ -131,11 +131,9 @@ export function createOpenAIProvider (options: OpenAIProviderOptions): ModelProv
 }
 
 /** One streamed message as a chunk, or the upstream's in-stream error thrown as the SDK throws it. */
-function toChunk (message: SseMessage, headers: Headers): ChatCompletionChunk {
-  const data = JSON.parse(message.data) as ChatCompletionChunk | { error?: unknown } | null
-  if (data !== null && 'error' in data && data.error !== undefined && data.error !== null && data.error !== false) {
-    throw new APIError(undefined, data.error as object, undefined, headers)
-  }
+function toChunk (message: SseMessage, response: Response): ChatCompletionChunk {
+  const data = JSON.parse(message.data) as (ChatCompletionChunk & { error?: object }) | null
+  if (data?.error) throw new APIError(undefined, data.error, undefined, response.headers)
   return data as ChatCompletionChunk
 }
 

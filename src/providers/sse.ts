@@ -1,10 +1,10 @@
 /**
- * An incremental server-sent-events parser (the WHATWG rules the `openai` SDK follows): lines
- * end with CRLF, LF or CR; `data:` lines join with LF; `event:` names the message; lines
- * starting with `:` are comments (keep-alives); a blank line ends a message, and one the
- * stream ends before is dropped. The provider
- * reads a streamed chat completion through it, one network read at a time, instead of the
- * SDK's three nested async iterators per message: same messages, a fraction of the promises.
+ * An incremental server-sent-events parser with the `openai` SDK's decoder rules (WHATWG's,
+ * except that a named event without data is still a message): lines end with CRLF, LF or CR;
+ * `data:` lines join with LF; `event:` names the message; lines starting with `:` are comments
+ * (keep-alives); a blank line ends a message, and one the stream ends before is dropped. The
+ * provider reads a streamed chat completion through it, one network read at a time, instead of
+ * the SDK's three nested async iterators per message: same messages, a fraction of the promises.
  */
 
 export interface SseMessage {
@@ -43,7 +43,8 @@ export class SseParser {
 
   #line (line: string, messages: SseMessage[]): void {
     if (line === '') {
-      if (this.#event !== null || this.#data.length > 0) messages.push({ event: this.#event, data: this.#data.join('\n') })
+      // As the SDK: an empty event name alone is no message.
+      if ((this.#event !== null && this.#event !== '') || this.#data.length > 0) messages.push({ event: this.#event, data: this.#data.join('\n') })
       this.#event = null
       this.#data = []
       return

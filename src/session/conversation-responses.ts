@@ -46,7 +46,10 @@ export interface ResponseSlot {
 /** Given the response that just ended, the next response of the turn, if any. */
 export type FollowUp = (response: ResponseResource, signal: AbortSignal) => Promise<ResponseRun | undefined>
 
-/** How long `reserve` waits, at most, for another instance to end a dead instance's response. */
+/**
+ * How long `reserve` waits, at most, for a lease about to be freed: another instance ending a dead
+ * instance's response, or a holder with no response active (done, or between a turn's responses).
+ */
 const RECOVERY_WAIT_ATTEMPTS = 20
 const RECOVERY_WAIT_MS = 25
 

@@ -29,7 +29,10 @@ export function estimateInputTokens (request: Pick<ModelRequest, 'messages' | 't
 /** Usage of a reply that produced `output` (its text and tool arguments) for `request`. */
 export async function estimateUsage (request: Pick<ModelRequest, 'messages' | 'tools'>, output: string): Promise<TokenUsage> {
   const inputTokens = estimateInputTokens(request)
-  if (output !== '') await loadTokenizer()
-  const outputTokens = output === '' ? 0 : counter.count(output)
+  let outputTokens = 0
+  if (output !== '') {
+    await loadTokenizer()
+    outputTokens = counter.count(output)
+  }
   return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
 }

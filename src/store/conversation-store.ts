@@ -84,8 +84,9 @@ export interface ConversationStore {
    * One atomic step: checks the fence, applies `ops` in order, appends the events to the log
    * (trimmed to the newest EVENT_LOG_MAX_EVENTS), refreshes the TTL and publishes the stamped
    * events on the live feed. (RedisStore skips a TTL refresh it made less than TTL / 8 ago, so
-   * there an idle conversation expires between 7/8 of the TTL and all of it after its last append.) Rejects, changing nothing, with GW_ERR_CONVERSATION_NOT_FOUND,
-   * GW_ERR_LEASE_LOST, GW_ERR_ITEM_DUPLICATE_ID, GW_ERR_ITEM_NOT_FOUND or GW_ERR_CONVERSATION_FULL.
+   * there an idle conversation expires between 7/8 of the TTL and all of it after its last append.)
+   * Rejects, changing nothing, with GW_ERR_CONVERSATION_NOT_FOUND, GW_ERR_LEASE_LOST,
+   * GW_ERR_ITEM_DUPLICATE_ID, GW_ERR_ITEM_NOT_FOUND or GW_ERR_CONVERSATION_FULL.
    */
   append (conversationId: string, request: AppendRequest): Promise<AppendResult>
   /** Log entries with seq > afterSeq, oldest first. */

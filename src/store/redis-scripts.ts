@@ -168,8 +168,9 @@ const NEXT_SEQ = `
  * Stamps, logs and gathers ARGV[firstEvent..] exactly as stampEvent() does: with `withMarker`,
  * the marker's first occurrence (plain find) is replaced by `replacement` unless that is false
  * (the request inserted no item); then "event_id" is put first. Needs `m`, `epoch`, `refresh`,
- * `firstEvent`; defines `seq` (the last seq, text), `firstSeq` (text, false without events),
- * `createdLog`, and `single` / `stamped` (the only event / all of them).
+ * `firstEvent` (and with `withMarker`, `marker` and `replacement`); defines `seq` (the last seq,
+ * text), `firstSeq` (text, false without events), `createdLog`, and `single` / `stamped` (the
+ * only event / all of them).
  */
 function stampEvents (withMarker: boolean): string {
   const replace = withMarker

@@ -7,7 +7,7 @@
  *      "url": "https://tools.internal/search", "timeout_ms": 5000,
  *      "headers": { "Authorization": "Bearer ${SEARCH_TOKEN}" } }]
  */
-import { isHttpUrl, isRecord } from '../config-document.js'
+import { isHttpUrl, isRecord, syntaxErrorPlace } from '../config-document.js'
 import { compileParameters, TOOL_NAME_PATTERN } from './registry.js'
 
 export interface HttpToolDefinition {
@@ -40,7 +40,7 @@ export function parseToolsFile (text: string, file: string, env: Readonly<Record
     document = JSON.parse(text)
   } catch (err) {
     // The parser's message quotes the text around the error, which may hold a header value: report the place only.
-    throw new Error(`${file}: not valid JSON${locate(text, err)}`)
+    throw new Error(`${file}: not valid JSON${syntaxErrorPlace(text, err)}`)
   }
   if (!Array.isArray(document)) throw new Error(`${file}: must be a JSON array of tool definitions`)
   const seen = new Map<string, number>()
@@ -104,13 +104,4 @@ export function resolveHeaders (headers: unknown, env: Readonly<Record<string, s
     resolved[header] = value
   }
   return resolved
-}
-
-/** ` at line 3, column 7`, from the `position N` of a JSON.parse error, when it has one. */
-function locate (text: string, err: unknown): string {
-  const position = err instanceof Error ? /position (\d+)/.exec(err.message)?.[1] : undefined
-  if (position === undefined) return ''
-  const before = text.slice(0, Number(position))
-  const line = before.split('\n').length
-  return ` at line ${line}, column ${Number(position) - before.lastIndexOf('\n')}`
 }

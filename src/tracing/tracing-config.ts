@@ -5,7 +5,7 @@
  * Spans go out as OTLP/HTTP JSON.
  */
 
-/** Every OTEL_* variable read; config.ts adds each to its schema as an optional string. */
+/** Every OTEL_* variable read (the keys of `readTracing`'s env); config.ts's EnvSchema declares each, with its description. */
 export const OTEL_ENV_KEYS = [
   'OTEL_SDK_DISABLED',
   'OTEL_TRACES_EXPORTER',

@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { MAX_EPHEMERAL_KEY_CHARS } from '../auth/ephemeral-keys.js'
 import type { KeyRing } from '../auth/key-ring.js'
-import { gatewayError, type GatewayError } from '../errors.js'
+import { gatewayError, httpErrorBody, type GatewayError } from '../errors.js'
 import { newId } from '../ids.js'
 import type { Codec } from '../protocol/codec.js'
 import type { SessionPatch } from '../protocol/events.js'
@@ -46,7 +46,7 @@ const bodySchema = {
 } as const
 
 function send (reply: FastifyReply, err: GatewayError, param?: string): FastifyReply {
-  return reply.code(err.statusCode).send({ error: { type: err.type, code: err.wire, message: err.message, param: param ?? err.param ?? null } })
+  return reply.code(err.statusCode).send(httpErrorBody(err, param))
 }
 
 const plugin: FastifyPluginAsync<ClientSecretsOptions> = async (app, { keys, codec, backend, defaultTtlS, defaultModel }) => {

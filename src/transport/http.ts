@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import type { KeyRing } from '../auth/key-ring.js'
-import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
+import { gatewayError, isGatewayError, httpErrorBody, type GatewayError } from '../errors.js'
 import type { SessionManager } from '../session/session-manager.js'
 import type { Backend } from '../store/conversation-store.js'
 import { usageDay } from '../store/usage-store.js'
@@ -44,8 +44,7 @@ const plugin: FastifyPluginAsync<HttpRoutesOptions> = async (app, options) => {
 
   app.get('/readyz', async (_request, reply) => {
     const [storeReady, reach] = await Promise.all([backend.ready(), Promise.all(probes.map(async (probe) => probe.check()))])
-    const unreachable = reach.filter((r) => !r.reachable)
-    const status = sessions.draining ? 'draining' : !storeReady ? 'store unavailable' : unreachable.length > 0 ? 'upstream unreachable' : 'ready'
+    const status = sessions.draining ? 'draining' : !storeReady ? 'store unavailable' : reach.some((r) => !r.reachable) ? 'upstream unreachable' : 'ready'
     const first = upstream === undefined ? undefined : reach[0]
     const routes = upstream === undefined ? reach : reach.slice(1)
     return await reply.code(status === 'ready' ? 200 : 503).send({
@@ -99,7 +98,7 @@ const plugin: FastifyPluginAsync<HttpRoutesOptions> = async (app, options) => {
 }
 
 async function refuse (reply: FastifyReply, err: GatewayError): Promise<FastifyReply> {
-  return await reply.code(err.statusCode).send({ error: { type: err.type, code: err.wire, message: err.message, param: err.param ?? null } })
+  return await reply.code(err.statusCode).send(httpErrorBody(err))
 }
 
 interface Reachability { readonly baseURL: string, readonly reachable: boolean, readonly detail?: string }

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { gatewayError } from '../errors.js'
+import { gatewayError, httpErrorBody } from '../errors.js'
 
 /**
  * The models the gateway offers, for `GET /v1/models` and the chat page's picker: the default
@@ -152,7 +152,7 @@ const plugin: FastifyPluginAsync<WebRoutesOptions> = async (app, options) => {
   app.get('/v1/models', async (request, reply) => {
     if (!options.authorize(request.headers)) {
       const err = gatewayError('GW_ERR_AUTH_UNAUTHORIZED')
-      return reply.code(401).send({ error: { type: err.type, code: err.wire, message: err.message, param: null } })
+      return reply.code(401).send(httpErrorBody(err))
     }
     return { object: 'list', data: options.models().map((id) => ({ id, object: 'model', owned_by: 'tokenwire' })) }
   })

@@ -3,7 +3,7 @@
 // /client/) keeps the connection, the resume cursor and the replies; this file only renders
 // its events. Everything is keyed by item id, so history replays, resumes and a second tab
 // showing the same events render each message exactly once.
-import { TokenwireClient, listModels, ModelsError, randomId } from '/client/index.js'
+import { TokenwireClient, listModels, ModelsError, randomId, responseError } from '/client/index.js'
 import { renderMarkdown } from '/markdown.js'
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id))
@@ -366,8 +366,7 @@ function responseDone (response) {
     if (response.status === 'cancelled') markIncomplete(entry, 'Stopped')
   }
   if (response.status === 'failed' || response.status === 'incomplete') {
-    const error = response.status_details?.error
-    const reason = error?.message ?? response.status_details?.reason ?? error?.code ?? response.status
+    const reason = responseError(response)?.message ?? response.status
     const words = response.status === 'failed' ? `The reply failed: ${reason}` : `The reply was cut short: ${reason}`
     const last = [...(response.output ?? [])].reverse().map((item) => entries.get(item.id)).find((entry) => entry?.kind === 'assistant')
     if (last !== undefined) markIncomplete(last, words, response.status === 'failed')

@@ -10,6 +10,7 @@ import {
   PREVIOUS_ITEM_MARKER, parseEventId, stampEvent,
   type Backend, type LeaseGrant, type LiveMessage
 } from '../../src/store/conversation-store.js'
+import { codeOf, userItem } from '../helpers/store-fixtures.js'
 
 /** The limits the backend under test must be created with. */
 export const contractLimits = { ttlMs: 60_000, maxLogEvents: 10, maxItems: 6 } as const
@@ -21,10 +22,7 @@ const LEASE_MS = 30_000
 
 type UserItem = Extract<Item, { role: 'user' }>
 
-function userItem (id: string, text = `text of ${id}`, status: Item['status'] = 'completed'): UserItem {
-  return { id, object: 'realtime.item', status, type: 'message', role: 'user', content: [{ type: 'input_text', text }] }
-}
-
+/** An assistant message with no content yet (an empty array, which cjson would turn into `{}`). */
 function assistantItem (id: string, status: Item['status']): Item {
   return { id, object: 'realtime.item', status, type: 'message', role: 'assistant', content: [] }
 }
@@ -36,15 +34,6 @@ function addedEvent (item: Item): string {
 
 function deltaEvent (n: number): string {
   return JSON.stringify({ type: 'response.output_text.delta', delta: `d${n}` })
-}
-
-async function codeOf (promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return (err as { code?: unknown }).code
-  }
-  return 'resolved'
 }
 
 /** Collects live messages; `waitFor` polls (bounded) until a condition holds. */

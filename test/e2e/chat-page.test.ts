@@ -346,6 +346,19 @@ describe('the chat page', () => {
     expect(errors).toEqual([])
   }, TIMEOUT_MS)
 
+  it('says why a reply failed, in the gateway\'s words', async () => {
+    const gw = await gateway({ UPSTREAM_MAX_RETRIES: '0' })
+    gw.sim.enqueue({ failure: { kind: 'status', status: 500 } })
+    const ctx = await context()
+    const { page, errors } = await openChat(ctx, gw.page)
+    await say(page, 'Hello?')
+    const alert = page.getByRole('alert').filter({ hasText: 'The reply failed:' })
+    await alert.waitFor()
+    expect(await alert.locator('p').textContent()).toBe('The reply failed: The upstream model provider failed or could not be reached')
+    await sendButton(page).waitFor({ state: 'visible' })
+    expect(errors).toEqual([])
+  }, TIMEOUT_MS)
+
   it('asks for a key when the gateway needs one, then chats with it', async () => {
     const gw = await gateway({ GATEWAY_API_KEYS: 'sk-test-not-real:acme' })
     gw.sim.enqueue({ text: 'Authenticated.' })

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { killOnExit } from './kill-on-exit.js'
 
 /** One parsed pino line of the child's stdout. */
 export type ChildLogLine = Record<string, unknown> & { msg?: string, level?: number }
@@ -41,20 +42,6 @@ export interface ChildGateway {
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const MAX_LOG_LINES = 10_000
 const READY_TIMEOUT_MS = 60_000
-
-/** Every child still running: SIGKILLed when the test process exits, so none outlives a failed test. */
-const running = new Set<ChildProcess>()
-let exitHookInstalled = false
-function killOnExit (child: ChildProcess): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true
-    process.once('exit', () => {
-      for (const orphan of running) orphan.kill('SIGKILL')
-    })
-  }
-  running.add(child)
-  child.once('exit', () => running.delete(child))
-}
 
 export async function startChildGateway (env: Record<string, string>): Promise<ChildGateway> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {

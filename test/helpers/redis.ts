@@ -9,6 +9,7 @@ import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { killOnExit } from './kill-on-exit.js'
 
 export interface RedisServer {
   readonly port: number
@@ -31,17 +32,6 @@ const START_TIMEOUT_MS = 10_000
 const CLUSTER_OK_TIMEOUT_MS = 15_000
 const POLL_MS = 20
 const PORT_ATTEMPTS = 5
-
-const running = new Set<ChildProcess>()
-let exitHookInstalled = false
-
-function installExitHook (): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGKILL')
-  })
-}
 
 let checkedInstalled = false
 function requireRedisInstalled (): void {
@@ -120,19 +110,15 @@ class AddressInUse extends Error {}
 
 /** Spawns redis-server and resolves once it answers PING; rejects if it exits first. */
 async function launch (port: number, extraArgs: readonly string[]): Promise<ChildProcess> {
-  installExitHook()
   const child = spawn('redis-server', ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  running.add(child)
+  killOnExit(child)
   let output = ''
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   let exited = false
-  child.once('exit', () => {
-    exited = true
-    running.delete(child)
-  })
+  child.once('exit', () => { exited = true })
   const deadline = Date.now() + START_TIMEOUT_MS
   while (Date.now() < deadline) {
     if (exited) {

@@ -87,7 +87,7 @@ describe('the client library as browser modules', () => {
     const preloaded = [...html.matchAll(/<link rel="modulepreload" href="\/client\/([a-z-]+)\.js">/g)].map((m) => m[1])
     expect(preloaded.sort()).toEqual([...fetched].sort())
     const library: Record<string, unknown> = await import(pathToFileURL(join(dir, 'index.js')).href)
-    expect(Object.keys(library).sort()).toEqual(['ClientTools', 'ModelsError', 'Reply', 'ReplyError', 'TokenwireClient', 'backoffDelay', 'closeAction', 'listModels', 'modelsUrl', 'parseCursor', 'randomId'])
+    expect(Object.keys(library).sort()).toEqual(['ClientTools', 'ModelsError', 'Reply', 'ReplyError', 'TokenwireClient', 'backoffDelay', 'closeAction', 'listModels', 'modelsUrl', 'parseCursor', 'randomId', 'responseError'])
   })
 
   it('answers 404 for anything that is not one of its modules', async () => {

@@ -11,6 +11,8 @@ let server: http.Server
 let base: string
 /** Lets the `/hold` response finish. */
 let release: () => void = () => {}
+/** Settles when the server sees the latest `/hold` connection close. */
+let holdClosed = Promise.resolve()
 const seen: Array<{ method: string | undefined, headers: http.IncomingHttpHeaders, body: string }> = []
 
 beforeAll(async () => {
@@ -31,6 +33,7 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': 'text/event-stream' })
         res.write('data: first\n\n')
         release = () => res.end()
+        holdClosed = new Promise((resolve) => res.once('close', resolve))
       } else if (req.url === '/cut') {
         res.writeHead(200, { 'content-type': 'text/event-stream' })
         res.write('data: partial\n\n', () => res.socket?.destroy())
@@ -90,6 +93,17 @@ describe('createHttpFetch', () => {
     expect(await reader?.read()).toBe('data: first\n\n')
     controller.abort()
     await expect(reader?.read()).rejects.toThrow()
+  })
+
+  it('rejects a read, or a read of the Response body, when the request was aborted before reading began', async () => {
+    for (const read of [async (response: Response) => await textReader(response)?.read(), async (response: Response) => await response.text()]) {
+      const controller = new AbortController()
+      const response = await fetchUpstream(`${base}/hold`, { method: 'POST', body: '{}', signal: controller.signal })
+      controller.abort()
+      // The client destroyed the body (and its events fired) before the server saw the close.
+      await holdClosed
+      await expect(read(response)).rejects.toThrow()
+    }
   })
 
   it('rejects a read when the connection is cut before the end of the body', async () => {

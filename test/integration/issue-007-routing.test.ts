@@ -45,6 +45,16 @@ async function connect (model: string): Promise<TestClient> {
   return client
 }
 
+/** A gateway without retries whose `gpt-4o` (upstream `a`) falls back to `backup` (upstream `b`). */
+async function withBackup (): Promise<{ a: Simulator, b: Simulator }> {
+  const a = await simulator()
+  const b = await simulator()
+  gw = await startGateway({
+    env: { UPSTREAM_MAX_RETRIES: '0', MODELS_FILE: modelsFile({ 'gpt-4o': { baseURL: a.baseURL, fallback: ['backup'] }, backup: { baseURL: b.baseURL } }) }
+  })
+  return { a, b }
+}
+
 const responseOf = (events: readonly ServerEventLike[]): Record<string, any> =>
   (events.find((e) => e.type === 'response.done')?.['response'] ?? {}) as Record<string, any>
 
@@ -190,11 +200,7 @@ describe('fallback models', () => {
   })
 
   it('does not fall back on a request the upstream rejects (400), nor after the first token', async () => {
-    const a = await simulator()
-    const b = await simulator()
-    gw = await startGateway({
-      env: { UPSTREAM_MAX_RETRIES: '0', MODELS_FILE: modelsFile({ 'gpt-4o': { baseURL: a.baseURL, fallback: ['backup'] }, backup: { baseURL: b.baseURL } }) }
-    })
+    const { a, b } = await withBackup()
     a.enqueue({ failure: { kind: 'status', status: 400 } })
     const client = await connect('gpt-4o')
     const rejected = responseOf(await client.ask('hi'))
@@ -209,11 +215,7 @@ describe('fallback models', () => {
   })
 
   it('reports the last failure when every fallback fails too', async () => {
-    const a = await simulator()
-    const b = await simulator()
-    gw = await startGateway({
-      env: { UPSTREAM_MAX_RETRIES: '0', MODELS_FILE: modelsFile({ 'gpt-4o': { baseURL: a.baseURL, fallback: ['backup'] }, backup: { baseURL: b.baseURL } }) }
-    })
+    const { a, b } = await withBackup()
     a.enqueue({ failure: { kind: 'status', status: 503 } })
     b.enqueue({ failure: { kind: 'status', status: 429 } })
     const response = responseOf(await (await connect('gpt-4o')).ask('hi'))

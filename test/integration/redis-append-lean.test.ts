@@ -5,14 +5,13 @@
  * script's own fence and TTL paths.
  */
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { Item } from '../../src/protocol/events.js'
 import type { AppendRequest, AppendResult, Backend, LiveMessage } from '../../src/store/conversation-store.js'
 import { createMemoryBackend } from '../../src/store/memory-store.js'
 import { conversationKeys, createRedisBackend } from '../../src/store/redis-store.js'
 import { createLogSink } from '../helpers/log-sink.js'
-import { startRedis, type RedisServer } from '../helpers/redis.js'
+import { assistantItem, codeOf, userItem, useRedis } from '../helpers/store-fixtures.js'
 
 const WAIT = { timeout: 10_000, interval: 20 }
 const limits = { ttlMs: 60_000, maxLogEvents: 50, maxItems: 100 }
@@ -20,36 +19,10 @@ const limits = { ttlMs: 60_000, maxLogEvents: 50, maxItems: 100 }
 const delta = (n: number) => JSON.stringify({ type: 'response.output_text.delta', item_id: 'item_a', delta: ` t${n}` })
 const added = (item: Item) => JSON.stringify({ type: 'conversation.item.added', previous_item_id: '__previous_item_id__', item })
 
-function userItem (id: string): Item {
-  return { id, object: 'realtime.item', status: 'completed', type: 'message', role: 'user', content: [{ type: 'input_text', text: `text of ${id}` }] }
-}
-
-function assistantItem (id: string, text: string): Item {
-  return { id, object: 'realtime.item', status: 'in_progress', type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] }
-}
-
-async function codeOf (promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise
-  } catch (err) {
-    return (err as { code?: unknown }).code
-  }
-  return 'resolved'
-}
-
 describe('RedisStore append scripts', () => {
-  let server: RedisServer
-  let admin: Redis
-  beforeAll(async () => {
-    server = await startRedis()
-    admin = new Redis(server.url)
-  })
-  afterAll(async () => {
-    await admin.quit()
-    await server.stop()
-  })
+  const running = useRedis()
 
-  const redisBackend = (prefix: string): Backend => createRedisBackend({ url: server.url, keyPrefix: prefix, ...limits, log: createLogSink('warn').logger })
+  const redisBackend = (prefix: string): Backend => createRedisBackend({ url: running.server.url, keyPrefix: prefix, ...limits, log: createLogSink('warn').logger })
 
   it('stamps, logs, publishes and answers retries like MemoryStore, past seq 9, 99 and 999', async () => {
     const redis = redisBackend(`tw-lean:${randomUUID()}:`)
@@ -117,6 +90,7 @@ describe('RedisStore append scripts', () => {
   })
 
   it('lets a lapsed fence write a token until a newer fence is issued, then refuses it changing nothing', async () => {
+    const { admin } = running
     const prefix = `tw-lean:${randomUUID()}:`
     const backend = redisBackend(prefix)
     const id = 'conv_fence'
@@ -145,6 +119,7 @@ describe('RedisStore append scripts', () => {
   })
 
   it('gives the event log a token append creates a TTL while the refresh is skipped', async () => {
+    const { admin } = running
     const prefix = `tw-lean:${randomUUID()}:`
     const backend = redisBackend(prefix)
     const id = 'conv_log_ttl'

@@ -5,38 +5,20 @@
  * never expires.
  */
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Item } from '../../src/protocol/events.js'
+import { describe, expect, it } from 'vitest'
 import type { Backend } from '../../src/store/conversation-store.js'
 import { conversationKeys, createRedisBackend } from '../../src/store/redis-store.js'
 import { createLogSink } from '../helpers/log-sink.js'
-import { startRedis, type RedisServer } from '../helpers/redis.js'
+import { assistantItem, userItem, useRedis } from '../helpers/store-fixtures.js'
 
 const delta = (n: number) => JSON.stringify({ type: 'response.output_text.delta', delta: `d${n}` })
 
-function userItem (id: string): Item {
-  return { id, object: 'realtime.item', status: 'completed', type: 'message', role: 'user', content: [{ type: 'input_text', text: `text of ${id}` }] }
-}
-
-function assistantItem (id: string, text: string): Item {
-  return { id, object: 'realtime.item', status: 'in_progress', type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] }
-}
-
 describe('RedisStore TTL refresh', () => {
-  let server: RedisServer
-  let admin: Redis
-  beforeAll(async () => {
-    server = await startRedis()
-    admin = new Redis(server.url)
-  })
-  afterAll(async () => {
-    await admin.quit()
-    await server.stop()
-  })
+  const running = useRedis()
 
   /** Every key under `prefix` with its PTTL (-1: no TTL). */
   async function ttls (prefix: string): Promise<Record<string, number>> {
+    const { admin } = running
     const keys = await admin.keys(`${prefix}*`)
     const entries = await Promise.all(keys.map(async (key) => [key.slice(prefix.length), await admin.pttl(key)] as const))
     return Object.fromEntries(entries)
@@ -53,6 +35,7 @@ describe('RedisStore TTL refresh', () => {
   }
 
   it('gives every key an append creates a TTL while refreshes are skipped, and refreshes again after ttl / 8', async () => {
+    const { admin, server } = running
     const ttlMs = 60_000
     const low = 20_000
     const prefix = `tw-ttl:${randomUUID()}:`
@@ -148,6 +131,7 @@ describe('RedisStore TTL refresh', () => {
   })
 
   it('keeps a conversation in use alive well past its TTL, every key with most of its TTL left', async () => {
+    const { server } = running
     const ttlMs = 400
     const prefix = `tw-ttl:${randomUUID()}:`
     const backend = createRedisBackend({ url: server.url, keyPrefix: prefix, ttlMs, maxLogEvents: 20, maxItems: 10, log: createLogSink('warn').logger })

@@ -40,6 +40,25 @@ describe('parseKeysFile', () => {
     expect(() => parseKeysFile(text, 'keys.json')).toThrow(message)
   })
 
+  it('names the place of a syntax error but never quotes the file, which holds plain keys', () => {
+    const key = 'sk-test-secret-not-real-42'
+    const failure = (text: string, file: string): string => {
+      try {
+        parseKeysFile(text, file)
+      } catch (err) {
+        return (err as Error).message
+      }
+      throw new Error('expected a syntax error')
+    }
+    const json = failure(`{"keys": [{"key": "${key}" "tenant": "a"}]}`, 'keys.json')
+    expect(json).toBe('keys.json: not valid JSON at line 1, column 48')
+    const yaml = failure(`keys:\n  - key: ${key}: x: y\n    tenant: a\n`, 'keys.yaml')
+    expect(yaml).toMatch(/^keys\.yaml: not valid YAML \([A-Z_]+\) at line 2, column \d+$/)
+    const bare = failure(`{"keys": [{"key": ${key}}]}`, 'keys.json')
+    expect(bare).toBe('keys.json: not valid JSON')
+    for (const message of [json, yaml, bare]) expect(message).not.toContain('secret')
+  })
+
   it('reports every bad GATEWAY_API_KEYS entry', () => {
     const problems: string[] = []
     expect(parseKeyList('good-key:t1,bad,x:bad tenant', problems)).toHaveLength(1)

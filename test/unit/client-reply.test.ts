@@ -1,6 +1,6 @@
 /** Reply (src/client/reply.ts): an async iterable of a turn's text that settles once. */
 import { describe, expect, it } from 'vitest'
-import { Reply, ReplyError, type Reply as ReplyType } from '../../src/client/reply.js'
+import { Reply, ReplyError, responseError, type Reply as ReplyType } from '../../src/client/reply.js'
 
 function make () {
   const cancelled: ReplyType[] = []
@@ -77,5 +77,16 @@ describe('Reply', () => {
     control.finish('cancelled')
     reply.cancel()
     expect(cancelled).toHaveLength(1)
+  })
+})
+
+describe('responseError', () => {
+  it('words a response that did not complete from its status_details, as the client, the page and the CLI show it', () => {
+    // The gateway adds `message` to the error, which the Realtime type does not declare.
+    const error = { type: 'upstream_error', code: 'upstream_unavailable', message: 'the upstream is down' }
+    expect(responseError({ id: 'r1', status: 'failed', status_details: { type: 'failed', error } })).toEqual({ code: 'upstream_unavailable', message: 'the upstream is down' })
+    expect(responseError({ id: 'r2', status: 'incomplete', status_details: { type: 'incomplete', reason: 'content_filter' } })).toEqual({ code: 'content_filter', message: 'content_filter' })
+    expect(responseError({ id: 'r3', status: 'failed', status_details: { type: 'failed', error: { type: 'server_error' } } })).toEqual({ code: 'failed', message: 'failed' })
+    expect(responseError({ id: 'r4', status: 'failed' })).toBeUndefined()
   })
 })

@@ -5,21 +5,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { ConversationHubs } from '../../src/conversation/hub.js'
-import type { Item } from '../../src/protocol/events.js'
 import { ConversationResponses } from '../../src/session/conversation-responses.js'
 import type { Backend } from '../../src/store/conversation-store.js'
 import { createMemoryBackend } from '../../src/store/memory-store.js'
 import { createLogSink } from '../helpers/log-sink.js'
+import { assistantItem, userItem } from '../helpers/store-fixtures.js'
 
 const LEASE_MS = 1_000
-
-function userItem (id: string): Item {
-  return { id, object: 'realtime.item', status: 'completed', type: 'message', role: 'user', content: [{ type: 'input_text', text: `text of ${id}` }] }
-}
-
-function assistantItem (id: string, status: Item['status'], text: string): Item {
-  return { id, object: 'realtime.item', status, type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] }
-}
 
 describe('ConversationResponses.reserve with items', () => {
   const log = createLogSink('warn').logger
@@ -59,7 +51,7 @@ describe('ConversationResponses.reserve with items', () => {
     // Another instance starts a response, streams half an item, then dies (its lease lapses).
     const dead = await backend.leases.acquire('conv_2', 'instance-dead', 'resp_dead', LEASE_MS)
     if (!dead.granted) throw new Error('not granted')
-    const partial = assistantItem('item_out', 'in_progress', 'half an ans')
+    const partial = assistantItem('item_out', 'half an ans', 'in_progress')
     await backend.conversations.append('conv_2', {
       events: [JSON.stringify({ type: 'response.created' })],
       fence: dead.fence,

@@ -25,6 +25,7 @@ describe('SseParser', () => {
   it('joins data lines with LF, names events, skips comments and unknown fields, strips one space', () => {
     expect(parse([': keep-alive\n\nevent: error\ndata:  {"x":\ndata:1}\nid: 7\nretry: 10\n\n'])).toEqual([{ event: 'error', data: ' {"x":\n1}' }])
     expect(parse([': keep-alive\n\n: another\n\n'])).toEqual([])
+    expect(parse(['event:\n\nevent: ping\n\n'])).toEqual([{ event: 'ping', data: '' }])
   })
 
   it('drops a message the stream ends before its blank line, as the SDK does', () => {
